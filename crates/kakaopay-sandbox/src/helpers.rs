@@ -1,0 +1,113 @@
+//! `/test/v1`: drive a payment without a browser, move the clock, inject faults (contract §3).
+
+use crate::faults::FaultSpec;
+use crate::{Sandbox, SandboxError};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use kakaopay::{KstDateTime, PaymentMethodType};
+use serde::Deserialize;
+use serde_json::json;
+
+/// The helper routes.
+pub fn routes() -> Router<Sandbox> {
+    Router::new()
+        .route("/test/v1/payments/{tid}/authorize", post(authorize))
+        .route("/test/v1/payments/{tid}/quit", post(quit))
+        .route("/test/v1/payments/{tid}/fail", post(fail))
+        .route("/test/v1/clock/advance", post(advance))
+        .route("/test/v1/faults", post(add_fault).delete(clear_faults).get(list_faults))
+}
+
+/// Helper errors: `{"error":{"code","message","kakaopay_code"}}`; unknown TID is 404.
+fn helper_error(e: &SandboxError) -> Response {
+    let (status, code) = match e.code {
+        -721 => (StatusCode::NOT_FOUND, "not_found"),
+        -723 => (StatusCode::CONFLICT, "expired"),
+        -783 | -785 => (StatusCode::CONFLICT, "invalid_state"),
+        _ => (StatusCode::BAD_REQUEST, "invalid_request"),
+    };
+    (status, Json(json!({"error": {"code": code, "message": e.message, "kakaopay_code": e.code}})))
+        .into_response()
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizeBody {
+    #[serde(default)]
+    payment_method_type: Option<PaymentMethodType>,
+}
+
+/// Parses an optional JSON body; an empty body is the default.
+fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SandboxError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| SandboxError::bad_request(format!("invalid body: {e}")))
+}
+
+async fn authorize(State(sb): State<Sandbox>, Path(tid): Path<String>, body: axum::body::Bytes) -> Response {
+    let body: AuthorizeBody = match optional_body(&body) {
+        Ok(b) => b,
+        Err(e) => return helper_error(&e),
+    };
+    match sb.authorize(&tid, body.payment_method_type) {
+        Ok(r) => Json(json!({
+            "tid": r.tid, "status": r.status, "pg_token": r.pg_token, "redirect_url": r.url,
+        }))
+        .into_response(),
+        Err(e) => helper_error(&e),
+    }
+}
+
+async fn quit(State(sb): State<Sandbox>, Path(tid): Path<String>) -> Response {
+    abandon(&sb, &tid, true)
+}
+
+async fn fail(State(sb): State<Sandbox>, Path(tid): Path<String>) -> Response {
+    abandon(&sb, &tid, false)
+}
+
+fn abandon(sb: &Sandbox, tid: &str, quit: bool) -> Response {
+    match sb.abandon(tid, quit) {
+        Ok(r) => Json(json!({"tid": r.tid, "status": r.status, "redirect_url": r.url})).into_response(),
+        Err(e) => helper_error(&e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    seconds: u64,
+}
+
+async fn advance(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response {
+    let advance: Advance = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => return helper_error(&SandboxError::bad_request(format!("expected {{\"seconds\":N}}: {e}"))),
+    };
+    let now = sb.clock().advance(advance.seconds);
+    Json(json!({"now": KstDateTime::from_utc(now)})).into_response()
+}
+
+async fn add_fault(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response {
+    let spec: FaultSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return helper_error(&SandboxError::bad_request(format!("invalid fault: {e}"))),
+    };
+    if let Err(e) = spec.validate() {
+        return helper_error(&e);
+    }
+    let id = sb.faults().add(spec);
+    Json(json!({"id": id})).into_response()
+}
+
+async fn clear_faults(State(sb): State<Sandbox>) -> Response {
+    Json(json!({"cleared": sb.faults().clear()})).into_response()
+}
+
+async fn list_faults(State(sb): State<Sandbox>) -> Response {
+    Json(json!({"active": sb.faults().ids()})).into_response()
+}

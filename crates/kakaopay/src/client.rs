@@ -1,0 +1,543 @@
+//! The client: one type for both generations, chosen by the credential it is built with.
+
+use crate::error::{ApiError, Error, ErrorCode, Operation, TransportKind};
+use crate::{
+    ApproveRequest, ApproveResponse, CancelRequest, CancelResponse, OrderRequest, OrderResponse,
+    ReadyRequest, ReadyResponse, SidRequest, SubscriptionInactiveResponse, SubscriptionRequest,
+    SubscriptionStatusResponse,
+};
+use rand::Rng;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// Which KakaoPay API a client speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Generation {
+    /// `open-api.kakaopay.com/online/v1/payment/*`: JSON bodies, `SECRET_KEY` auth,
+    /// `error_code`/`error_message` errors.
+    Open,
+    /// `kapi.kakao.com/v1/payment/*`: form bodies, `KakaoAK` auth, `code`/`msg` errors.
+    Legacy,
+}
+
+impl Generation {
+    /// The production host.
+    pub const fn default_base_url(self) -> &'static str {
+        match self {
+            Self::Open => "https://open-api.kakaopay.com",
+            Self::Legacy => "https://kapi.kakao.com",
+        }
+    }
+    /// The path of `op` below the base URL.
+    pub fn path(self, op: Operation) -> String {
+        match self {
+            Self::Open => format!("/online/v1/payment/{}", op.path_tail()),
+            Self::Legacy => format!("/v1/payment/{}", op.path_tail()),
+        }
+    }
+}
+
+/// A KakaoPay credential; its kind decides the API generation.
+#[derive(Clone)]
+pub enum Credentials {
+    /// Current generation, `Authorization: SECRET_KEY …` (production or dev secret key).
+    SecretKey(SecretString),
+    /// Current generation, `Authorization: DEV_SECRET_KEY …` (dev secret key).
+    DevSecretKey(SecretString),
+    /// Legacy generation, `Authorization: KakaoAK …` (Kakao Developers admin key).
+    AdminKey(SecretString),
+}
+
+impl Credentials {
+    /// A current-generation secret key.
+    pub fn secret_key(key: impl Into<String>) -> Self {
+        Self::SecretKey(SecretString::from(key.into()))
+    }
+    /// A current-generation dev secret key sent with the `DEV_SECRET_KEY` prefix.
+    pub fn dev_secret_key(key: impl Into<String>) -> Self {
+        Self::DevSecretKey(SecretString::from(key.into()))
+    }
+    /// A legacy admin key.
+    pub fn admin_key(key: impl Into<String>) -> Self {
+        Self::AdminKey(SecretString::from(key.into()))
+    }
+    /// The generation this credential belongs to.
+    pub fn generation(&self) -> Generation {
+        match self {
+            Self::SecretKey(_) | Self::DevSecretKey(_) => Generation::Open,
+            Self::AdminKey(_) => Generation::Legacy,
+        }
+    }
+    fn header(&self) -> Result<HeaderValue, Error> {
+        let (scheme, key) = match self {
+            Self::SecretKey(k) => ("SECRET_KEY", k),
+            Self::DevSecretKey(k) => ("DEV_SECRET_KEY", k),
+            Self::AdminKey(k) => ("KakaoAK", k),
+        };
+        let key = key.expose_secret().trim();
+        if key.is_empty() {
+            return Err(Error::Config("the KakaoPay key is empty".into()));
+        }
+        let mut value = HeaderValue::from_str(&format!("{scheme} {key}")).map_err(|_| {
+            Error::Config("the KakaoPay key contains characters not allowed in a header".into())
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::SecretKey(_) => "SecretKey(<redacted>)",
+            Self::DevSecretKey(_) => "DevSecretKey(<redacted>)",
+            Self::AdminKey(_) => "AdminKey(<redacted>)",
+        })
+    }
+}
+
+/// Capped, jittered exponential backoff for lookups (the only calls retried automatically).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Upper bound of the first wait.
+    pub initial_backoff: Duration,
+    /// Upper bound of any wait.
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { max_retries: 3, initial_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(2) }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub const NONE: RetryPolicy = RetryPolicy {
+        max_retries: 0,
+        initial_backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+    };
+
+    /// The wait before retry number `attempt` (0-based): uniform in `[0, min(cap, base·2^attempt)]`
+    /// ("full jitter"), so that many clients do not retry in step.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .initial_backoff
+            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
+            .min(self.max_backoff);
+        let micros = u64::try_from(ceiling.as_micros()).unwrap_or(u64::MAX);
+        Duration::from_micros(rand::rng().random_range(0..=micros))
+    }
+}
+
+/// Configures a [`Client`].
+#[derive(Debug)]
+pub struct ClientBuilder {
+    credentials: Credentials,
+    base_url: Option<String>,
+    timeout: Duration,
+    connect_timeout: Duration,
+    retry: RetryPolicy,
+    http: Option<reqwest::Client>,
+}
+
+impl ClientBuilder {
+    /// Points the client at another KakaoPay-compatible base, e.g. the sandbox
+    /// (`http://127.0.0.1:9090`). The generation's paths are appended to it.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+    /// Total time allowed for one attempt. Default 15 s: above KakaoPay's own 11 s timeout, so that
+    /// KakaoPay, not this client, decides when a call has failed.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+    /// Time allowed to open a connection. Default 5 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+    /// Retry policy for lookups (order, subscription status). Default: [`RetryPolicy::default`].
+    pub fn retry_policy(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Uses a prepared `reqwest::Client` (shared pool, proxies…); the timeouts above are then
+    /// applied per request.
+    pub fn http_client(mut self, http: reqwest::Client) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// Checks the configuration and builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let generation = self.credentials.generation();
+        let raw = self.base_url.as_deref().unwrap_or(generation.default_base_url());
+        let base = url::Url::parse(raw)
+            .map_err(|e| Error::Config(format!("base URL {raw:?} is not a URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") || !base.has_host() {
+            return Err(Error::Config(format!("base URL {raw:?} must be an http(s) URL with a host")));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(Error::Config("base URL must not carry credentials".into()));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(Error::Config(format!("base URL {raw:?} must not have a query or fragment")));
+        }
+        let auth = self.credentials.header()?;
+        let http = match self.http {
+            Some(h) => h,
+            None => reqwest::Client::builder()
+                .connect_timeout(self.connect_timeout)
+                .pool_idle_timeout(Duration::from_secs(60))
+                .tcp_nodelay(true)
+                .build()
+                .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?,
+        };
+        Ok(Client {
+            http,
+            base: base.as_str().trim_end_matches('/').to_owned(),
+            generation,
+            auth,
+            timeout: self.timeout,
+            retry: self.retry,
+        })
+    }
+}
+
+/// An async KakaoPay client. Cheap to clone; clones share one connection pool.
+///
+/// Every call validates its request first (nothing leaves the process on a
+/// [`Error::Validation`]), runs in a `tracing` span `kakaopay` with `operation`, `tid`,
+/// `partner_order_id`, `latency_ms` and `outcome`, and never logs keys or pg_tokens.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    generation: Generation,
+    auth: HeaderValue,
+    timeout: Duration,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("generation", &self.generation)
+            .field("base", &self.base)
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a span should name besides the operation.
+#[derive(Default)]
+struct CallContext<'a> {
+    tid: Option<&'a str>,
+    partner_order_id: Option<&'a str>,
+}
+
+impl Client {
+    /// Starts configuring a client for `credentials` (which choose the generation).
+    pub fn builder(credentials: Credentials) -> ClientBuilder {
+        ClientBuilder {
+            credentials,
+            base_url: None,
+            timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+            http: None,
+        }
+    }
+
+    /// The API generation this client speaks.
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// The base URL calls go to.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Creates a payment. Store the returned TID with this order before redirecting the buyer.
+    pub async fn ready(&self, req: &ReadyRequest) -> Result<ReadyResponse, Error> {
+        req.validate()?;
+        let ctx = CallContext { tid: None, partner_order_id: Some(req.partner_order_id.as_str()) };
+        self.call(Operation::Ready, req, ctx).await
+    }
+
+    /// Approves an authenticated payment. Never retried automatically: when
+    /// [`Error::may_have_applied`] is true, look the order up instead of failing the payment.
+    pub async fn approve(&self, req: &ApproveRequest) -> Result<ApproveResponse, Error> {
+        let ctx = CallContext {
+            tid: Some(req.tid.as_str()),
+            partner_order_id: Some(req.partner_order_id.as_str()),
+        };
+        self.call(Operation::Approve, req, ctx).await
+    }
+
+    /// Refunds all or part of a payment. Never retried automatically.
+    pub async fn cancel(&self, req: &CancelRequest) -> Result<CancelResponse, Error> {
+        req.validate()?;
+        let ctx = CallContext { tid: Some(req.tid.as_str()), partner_order_id: None };
+        self.call(Operation::Cancel, req, ctx).await
+    }
+
+    /// Looks an order up: status, amounts and history. Retried with backoff on transient failures.
+    pub async fn order(&self, req: &OrderRequest) -> Result<OrderResponse, Error> {
+        let ctx = CallContext { tid: Some(req.tid.as_str()), partner_order_id: None };
+        self.call(Operation::Order, req, ctx).await
+    }
+
+    /// Charges a subscription (SID) without the buyer. Never retried automatically.
+    pub async fn subscription(&self, req: &SubscriptionRequest) -> Result<ApproveResponse, Error> {
+        req.validate()?;
+        let ctx = CallContext { tid: None, partner_order_id: Some(req.partner_order_id.as_str()) };
+        self.call(Operation::Subscription, req, ctx).await
+    }
+
+    /// Inactivates a subscription; later charges fail with `-751`.
+    pub async fn inactivate_subscription(
+        &self,
+        req: &SidRequest,
+    ) -> Result<SubscriptionInactiveResponse, Error> {
+        self.call(Operation::SubscriptionInactive, req, CallContext::default()).await
+    }
+
+    /// Reads a subscription's status. Retried with backoff on transient failures.
+    pub async fn subscription_status(
+        &self,
+        req: &SidRequest,
+    ) -> Result<SubscriptionStatusResponse, Error> {
+        self.call(Operation::SubscriptionStatus, req, CallContext::default()).await
+    }
+
+    /// Encodes a request body the way this client's generation sends it: the content type and bytes.
+    pub fn encode<T: Serialize>(&self, req: &T) -> Result<(&'static str, Vec<u8>), Error> {
+        encode(self.generation, req)
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        op: Operation,
+        req: &Req,
+        ctx: CallContext<'_>,
+    ) -> Result<Resp, Error> {
+        let (content_type, body) = self.encode(req)?;
+        let span = tracing::info_span!(
+            "kakaopay",
+            operation = %op,
+            generation = ?self.generation,
+            tid = ctx.tid,
+            partner_order_id = ctx.partner_order_id,
+            latency_ms = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        );
+        let url = format!("{}{}", self.base, self.generation.path(op));
+        async {
+            let started = Instant::now();
+            let mut attempt = 0;
+            let result = loop {
+                let result = self.send_once::<Resp>(op, &url, content_type, body.clone()).await;
+                match result {
+                    Err(e) if op.is_idempotent() && e.is_retryable() && attempt < self.retry.max_retries => {
+                        let wait = self.retry.backoff(attempt);
+                        tracing::debug!(error = %e, wait_ms = wait.as_millis() as u64, "retrying lookup");
+                        tokio::time::sleep(wait).await;
+                        attempt += 1;
+                    }
+                    other => break other,
+                }
+            };
+            let span = tracing::Span::current();
+            span.record("latency_ms", started.elapsed().as_secs_f64() * 1000.0);
+            span.record("attempts", attempt + 1);
+            match &result {
+                Ok(_) => {
+                    span.record("outcome", "ok");
+                    tracing::debug!("KakaoPay call succeeded");
+                }
+                Err(e) => {
+                    let outcome = match e {
+                        Error::Api { error, .. } => format!("api_error {}", error.code),
+                        Error::Transport { kind, .. } => format!("transport {kind:?}"),
+                        Error::Decode { .. } => "decode_error".into(),
+                        _ => "error".into(),
+                    };
+                    span.record("outcome", outcome.as_str());
+                    tracing::warn!(error = %e, may_have_applied = e.may_have_applied(), "KakaoPay call failed");
+                }
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn send_once<Resp: DeserializeOwned>(
+        &self,
+        op: Operation,
+        url: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<Resp, Error> {
+        let transport = |source: reqwest::Error| Error::Transport {
+            operation: op,
+            kind: if source.is_connect() {
+                TransportKind::Connect
+            } else if source.is_timeout() {
+                TransportKind::Timeout
+            } else {
+                TransportKind::Reset
+            },
+            source,
+        };
+        let response = self
+            .http
+            .post(url)
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, content_type)
+            .timeout(self.timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(transport)?;
+        if (200..300).contains(&status) {
+            serde_json::from_slice(&bytes).map_err(|e| decode_error(op, status, e.to_string(), &bytes))
+        } else {
+            Err(parse_error(op, status, &bytes))
+        }
+    }
+}
+
+/// Encodes `req` for `generation`: JSON for the current one, a form body for the legacy one.
+pub fn encode<T: Serialize>(generation: Generation, req: &T) -> Result<(&'static str, Vec<u8>), Error> {
+    let fail = |e: serde_json::Error| Error::Config(format!("cannot encode the request: {e}"));
+    Ok(match generation {
+        Generation::Open => ("application/json", serde_json::to_vec(req).map_err(fail)?),
+        Generation::Legacy => (
+            "application/x-www-form-urlencoded;charset=utf-8",
+            crate::wire::to_form(req).map_err(fail)?.into_bytes(),
+        ),
+    })
+}
+
+fn decode_error(op: Operation, status: u16, reason: String, body: &[u8]) -> Error {
+    let text = String::from_utf8_lossy(body);
+    Error::Decode { operation: op, status, reason, excerpt: text.chars().take(200).collect() }
+}
+
+/// Reads either generation's error body: `{error_code, error_message, extras}` or
+/// `{code, msg, extras}`.
+fn parse_error(op: Operation, status: u16, body: &[u8]) -> Error {
+    #[derive(serde::Deserialize)]
+    struct Extras {
+        #[serde(default, deserialize_with = "crate::wire::opt_text")]
+        method_result_code: Option<String>,
+        #[serde(default)]
+        method_result_message: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Raw {
+        #[serde(default, deserialize_with = "crate::wire::opt_int")]
+        error_code: Option<i64>,
+        #[serde(default)]
+        error_message: Option<String>,
+        #[serde(default, deserialize_with = "crate::wire::opt_int")]
+        code: Option<i64>,
+        #[serde(default)]
+        msg: Option<String>,
+        #[serde(default)]
+        extras: Option<Extras>,
+    }
+    match serde_json::from_slice::<Raw>(body) {
+        Ok(raw) if raw.error_code.or(raw.code).is_some() => {
+            let code = raw.error_code.or(raw.code).unwrap_or_default();
+            let extras = raw.extras;
+            Error::Api {
+                operation: op,
+                error: Box::new(ApiError {
+                    status,
+                    code: ErrorCode::from_code(code),
+                    message: raw.error_message.or(raw.msg).unwrap_or_default(),
+                    method_result_code: extras.as_ref().and_then(|e| e.method_result_code.clone()),
+                    method_result_message: extras.and_then(|e| e.method_result_message),
+                }),
+            }
+        }
+        Ok(_) => decode_error(op, status, "error answer without a code".into(), body),
+        Err(e) => decode_error(op, status, e.to_string(), body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_error_shapes_parse() {
+        let legacy = r#"{"code":-780,"msg":"approval failure!","extras":{"method_result_code":"USER_LOCKED","method_result_message":"진행중인 거래가 있습니다. 잠시 후 다시 시도해 주세요."}}"#;
+        let e = parse_error(Operation::Approve, 400, legacy.as_bytes());
+        let api = e.api().unwrap();
+        assert_eq!(api.code, ErrorCode::ApprovalFailed);
+        assert_eq!(api.message, "approval failure!");
+        assert_eq!(api.method_result_code.as_deref(), Some("USER_LOCKED"));
+        assert!(e.may_have_applied());
+
+        let open = r#"{"error_code":-781,"error_message":"cancel failure!","extras":{"method_result_code":"6666","method_result_message":"원거래없음"}}"#;
+        let e = parse_error(Operation::Cancel, 400, open.as_bytes());
+        assert_eq!(e.code(), Some(ErrorCode::CancelFailed));
+        assert!(!e.may_have_applied());
+
+        let bare = br#"{"code":-401,"msg":"ip mismatched!"}"#;
+        let e = parse_error(Operation::Ready, 401, bare);
+        assert_eq!(e.code(), Some(ErrorCode::InvalidKey));
+        assert_eq!(e.to_string(), "KakaoPay refused the ready: HTTP 401, code -401 (ip mismatched!)");
+
+        let html = b"<html>502 Bad Gateway</html>";
+        let e = parse_error(Operation::Approve, 502, html);
+        assert!(matches!(e, Error::Decode { status: 502, .. }));
+        assert!(e.may_have_applied());
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let p = RetryPolicy::default();
+        for attempt in 0..40 {
+            assert!(p.backoff(attempt) <= p.max_backoff);
+        }
+        assert!(p.backoff(0) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn keys_are_redacted_and_validated() {
+        let c = Credentials::secret_key("DEVSECRETKEY1234567890");
+        assert!(!format!("{c:?}").contains("DEVSECRET"));
+        let client = Client::builder(c).build().unwrap();
+        assert!(!format!("{client:?}").contains("DEVSECRET"));
+        assert_eq!(client.base_url(), "https://open-api.kakaopay.com");
+        assert!(matches!(Client::builder(Credentials::admin_key(" ")).build(), Err(Error::Config(_))));
+        assert!(matches!(
+            Client::builder(Credentials::admin_key("k")).base_url("http://u:p@h").build(),
+            Err(Error::Config(_))
+        ));
+        let legacy = Client::builder(Credentials::admin_key("k")).base_url("http://127.0.0.1:9/").build().unwrap();
+        assert_eq!(legacy.base_url(), "http://127.0.0.1:9");
+        assert_eq!(legacy.generation(), Generation::Legacy);
+    }
+}

@@ -1,0 +1,54 @@
+//! `kpay`: one binary for the KakaoPay stack. `kpay sandbox` runs the local KakaoPay;
+//! `kpay bench sandbox` measures it.
+
+mod bench;
+mod sandbox;
+mod telemetry;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The KakaoPay payment stack: a local KakaoPay sandbox and tools around it.
+#[derive(Debug, Parser)]
+#[command(name = "kpay", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "KPAY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the KakaoPay sandbox alone, at the real KakaoPay paths from the root.
+    Sandbox(sandbox::Args),
+    /// Load tests (bounded, loopback only).
+    #[command(subcommand)]
+    Bench(bench::Bench),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kpay: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Bench(b) => bench::run(b).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kpay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
