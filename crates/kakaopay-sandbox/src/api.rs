@@ -31,12 +31,15 @@ pub fn routes() -> Router<Sandbox> {
     let mut router = Router::new();
     for generation in [Generation::Open, Generation::Legacy] {
         for op in ALL_OPERATIONS {
-            let handler = move |State(sb): State<Sandbox>, headers: HeaderMap, RawQuery(q): RawQuery, body: Bytes| async move {
+            let handler = move |State(sb): State<Sandbox>,
+                                headers: HeaderMap,
+                                RawQuery(q): RawQuery,
+                                body: Bytes| async move {
                 handle(sb, generation, op, headers, q, body).await
             };
             let method = if generation == Generation::Legacy && op == Operation::Order {
                 // Some legacy wrappers document order lookup as GET.
-                post(handler.clone()).get(handler)
+                post(handler).get(handler)
             } else {
                 post(handler)
             };
@@ -86,12 +89,19 @@ fn success<T: Serialize>(generation: Generation, body: &T) -> Response {
             }
             json_response(StatusCode::OK, &v)
         }
-        Err(e) => error_response(generation, &SandboxError::api(500, -500, format!("encoding failed: {e}"))),
+        Err(e) => error_response(
+            generation,
+            &SandboxError::api(500, -500, format!("encoding failed: {e}")),
+        ),
     }
 }
 
 /// Checks the Authorization header against the generation's scheme and the configured keys.
-fn authenticate(sb: &Sandbox, generation: Generation, headers: &HeaderMap) -> Result<(), SandboxError> {
+fn authenticate(
+    sb: &Sandbox,
+    generation: Generation,
+    headers: &HeaderMap,
+) -> Result<(), SandboxError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(match generation {
             Generation::Open => SandboxError::api(400, -400, "Authorization header is missing"),
@@ -120,23 +130,36 @@ fn authenticate(sb: &Sandbox, generation: Generation, headers: &HeaderMap) -> Re
 
 /// The request parameters as a JSON object of the generation's encoding. Legacy: form body merged
 /// over the query string, every value a string (numbers and JSON documents are decoded later).
-fn params(generation: Generation, query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Value, SandboxError> {
+fn params(
+    generation: Generation,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, SandboxError> {
     match generation {
         Generation::Open => {
             if body.iter().all(u8::is_ascii_whitespace) {
-                return Err(SandboxError::bad_request("request body is empty; send a JSON object"));
+                return Err(SandboxError::bad_request(
+                    "request body is empty; send a JSON object",
+                ));
             }
             let is_json = headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|ct| ct.to_ascii_lowercase().contains("json"));
             if !is_json {
-                return Err(SandboxError::bad_request("Content-Type must be application/json"));
+                return Err(SandboxError::bad_request(
+                    "Content-Type must be application/json",
+                ));
             }
             match serde_json::from_slice::<Value>(body) {
                 Ok(Value::Object(map)) => Ok(Value::Object(map)),
-                Ok(_) => Err(SandboxError::bad_request("request body must be a JSON object")),
-                Err(e) => Err(SandboxError::bad_request(format!("request body is not valid JSON: {e}"))),
+                Ok(_) => Err(SandboxError::bad_request(
+                    "request body must be a JSON object",
+                )),
+                Err(e) => Err(SandboxError::bad_request(format!(
+                    "request body is not valid JSON: {e}"
+                ))),
             }
         }
         Generation::Legacy => {
@@ -162,7 +185,8 @@ fn form_urlencoded_pairs(raw: &[u8]) -> Vec<(String, String)> {
 }
 
 fn typed<T: DeserializeOwned>(params: Value) -> Result<T, SandboxError> {
-    serde_json::from_value(params).map_err(|e| SandboxError::bad_request(format!("invalid request: {e}")))
+    serde_json::from_value(params)
+        .map_err(|e| SandboxError::bad_request(format!("invalid request: {e}")))
 }
 
 /// A panic payload that tells the connection task to die: the way the sandbox closes a connection
@@ -190,7 +214,8 @@ async fn handle(
         Err(e) => return error_response(generation, &e),
     };
     let Some(fault) = sb.faults().take(op) else {
-        return dispatch(&sb, generation, op, params, false).unwrap_or_else(|e| error_response(generation, &e));
+        return dispatch(&sb, generation, op, params, false)
+            .unwrap_or_else(|e| error_response(generation, &e));
     };
     // A slow KakaoPay is busy with the request: duplicates meanwhile get -785.
     let tid = params.get("tid").and_then(Value::as_str).map(str::to_owned);
@@ -215,21 +240,36 @@ async fn handle(
     }
     match (fault.action, result) {
         (FaultAction::Drop | FaultAction::CommitThenDrop, _) => drop_connection(),
-        (FaultAction::Error | FaultAction::CommitThenError, _) => error_response(generation, &fault.error),
-        (FaultAction::Delay, Some(result)) => result.unwrap_or_else(|e| error_response(generation, &e)),
+        (FaultAction::Error | FaultAction::CommitThenError, _) => {
+            error_response(generation, &fault.error)
+        }
+        (FaultAction::Delay, Some(result)) => {
+            result.unwrap_or_else(|e| error_response(generation, &e))
+        }
         (FaultAction::Delay, None) => error_response(generation, &fault.error),
     }
 }
 
-fn dispatch(sb: &Sandbox, generation: Generation, op: Operation, params: Value, owns_flight: bool) -> Result<Response, SandboxError> {
+fn dispatch(
+    sb: &Sandbox,
+    generation: Generation,
+    op: Operation,
+    params: Value,
+    owns_flight: bool,
+) -> Result<Response, SandboxError> {
     let legacy = generation == Generation::Legacy;
     Ok(match op {
-        Operation::Ready => success(generation, &sb.ready(typed(params)?)?),
-        Operation::Approve => success(generation, &sb.approve(&typed(params)?, owns_flight, legacy)?),
+        Operation::Ready => success(generation, &sb.ready(typed(params)?, legacy)?),
+        Operation::Approve => success(
+            generation,
+            &sb.approve(&typed(params)?, owns_flight, legacy)?,
+        ),
         Operation::Cancel => success(generation, &sb.cancel(&typed(params)?, owns_flight)?),
         Operation::Order => success(generation, &sb.order(&typed(params)?, legacy)?),
         Operation::Subscription => success(generation, &sb.subscription(&typed(params)?, legacy)?),
         Operation::SubscriptionInactive => success(generation, &sb.inactivate(&typed(params)?)?),
-        Operation::SubscriptionStatus => success(generation, &sb.subscription_status(&typed(params)?)?),
+        Operation::SubscriptionStatus => {
+            success(generation, &sb.subscription_status(&typed(params)?)?)
+        }
     })
 }

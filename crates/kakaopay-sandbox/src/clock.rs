@@ -17,7 +17,9 @@ impl Clock {
 
     /// Moves the clock forward by `seconds` (never backwards) and returns the new time.
     pub fn advance(&self, seconds: u64) -> DateTime<Utc> {
-        let ms = i64::try_from(seconds).unwrap_or(i64::MAX / 4).saturating_mul(1000);
+        let ms = i64::try_from(seconds)
+            .unwrap_or(i64::MAX / 4)
+            .saturating_mul(1000);
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
         self.now()
     }

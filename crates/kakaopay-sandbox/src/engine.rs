@@ -19,7 +19,8 @@ fn kst(t: DateTime<Utc>) -> KstDateTime {
 
 /// Parses an id the sandbox generated itself (always valid).
 fn own_id<T: std::str::FromStr>(s: &str) -> Result<T, SandboxError> {
-    s.parse().map_err(|_| SandboxError::api(500, -500, "sandbox produced an invalid identifier"))
+    s.parse()
+        .map_err(|_| SandboxError::api(500, -500, "sandbox produced an invalid identifier"))
 }
 
 /// How the buyer finished on the payment page.
@@ -63,7 +64,11 @@ impl Sandbox {
         f: impl FnOnce(&mut Payment) -> Result<R, SandboxError>,
     ) -> Result<R, SandboxError> {
         self.check_cid_known(cid)?;
-        let mut entry = self.store().payments.get_mut(tid).ok_or_else(SandboxError::unknown_tid)?;
+        let mut entry = self
+            .store()
+            .payments
+            .get_mut(tid)
+            .ok_or_else(SandboxError::unknown_tid)?;
         if entry.cid != *cid {
             return Err(SandboxError::payment(-731, "cid does not match the tid"));
         }
@@ -71,12 +76,15 @@ impl Sandbox {
     }
 
     /// `payment/ready`.
-    pub fn ready(&self, req: ReadyRequest) -> Result<ReadyResponse, SandboxError> {
-        req.validate().map_err(|e| SandboxError::bad_request(e.to_string()))?;
+    pub fn ready(&self, req: ReadyRequest, legacy: bool) -> Result<ReadyResponse, SandboxError> {
+        req.validate()
+            .map_err(|e| SandboxError::bad_request(e.to_string()))?;
         self.check_cid_known(&req.cid)?;
         let subscription = self.config().is_subscription_cid(req.cid.as_str());
         if req.total_amount == Amount::ZERO && !subscription {
-            return Err(SandboxError::bad_request("invalid total_amount: must be at least 1"));
+            return Err(SandboxError::bad_request(
+                "invalid total_amount: must be at least 1",
+            ));
         }
         let now = self.clock().now();
         let vat = req.effective_vat().unwrap_or(Amount::ZERO);
@@ -128,7 +136,7 @@ impl Sandbox {
             android_app_scheme: Some(scheme.clone()),
             ios_app_scheme: Some(scheme),
             created_at: Some(kst(now)),
-            tms_result: Some(false),
+            tms_result: legacy.then_some(false),
         })
     }
 
@@ -158,19 +166,23 @@ impl Sandbox {
         method: Option<PaymentMethodType>,
     ) -> Result<Redirect, SandboxError> {
         let now = self.clock().now();
-        let mut p = self.store().payments.get_mut(tid).ok_or_else(SandboxError::unknown_tid)?;
+        let mut p = self
+            .store()
+            .payments
+            .get_mut(tid)
+            .ok_or_else(SandboxError::unknown_tid)?;
         if p.is_expired(now) {
             return Err(SandboxError::payment(-723, "payment expired"));
         }
-        if p.status == OrderStatus::AuthPassword {
-            if let Some(token) = p.pg_token.clone() {
-                return Ok(Redirect {
-                    tid: p.tid.clone(),
-                    status: p.status.clone(),
-                    url: with_pg_token(&p.approval_url, &token),
-                    pg_token: Some(token),
-                });
-            }
+        if p.status == OrderStatus::AuthPassword
+            && let Some(token) = p.pg_token.clone()
+        {
+            return Ok(Redirect {
+                tid: p.tid.clone(),
+                status: p.status.clone(),
+                url: with_pg_token(&p.approval_url, &token),
+                pg_token: Some(token),
+            });
         }
         if !p.is_pending() {
             return Err(SandboxError::payment(
@@ -210,7 +222,11 @@ impl Sandbox {
     /// (`FAIL_AUTH_PASSWORD`, to fail_url). An expired payment goes to fail_url unchanged.
     pub fn abandon(&self, tid: &str, quit: bool) -> Result<Redirect, SandboxError> {
         let now = self.clock().now();
-        let mut p = self.store().payments.get_mut(tid).ok_or_else(SandboxError::unknown_tid)?;
+        let mut p = self
+            .store()
+            .payments
+            .get_mut(tid)
+            .ok_or_else(SandboxError::unknown_tid)?;
         if p.is_expired(now) {
             return Ok(Redirect {
                 tid: p.tid.clone(),
@@ -219,7 +235,11 @@ impl Sandbox {
                 pg_token: None,
             });
         }
-        let target = if quit { OrderStatus::QuitPayment } else { OrderStatus::FailAuthPassword };
+        let target = if quit {
+            OrderStatus::QuitPayment
+        } else {
+            OrderStatus::FailAuthPassword
+        };
         if p.status != target {
             if !p.is_pending() {
                 return Err(SandboxError::payment(
@@ -233,7 +253,11 @@ impl Sandbox {
         Ok(Redirect {
             tid: p.tid.clone(),
             status: p.status.clone(),
-            url: if quit { p.cancel_url.clone() } else { p.fail_url.clone() },
+            url: if quit {
+                p.cancel_url.clone()
+            } else {
+                p.fail_url.clone()
+            },
             pg_token: None,
         })
     }
@@ -242,7 +266,9 @@ impl Sandbox {
     /// duplicate then gets `-785`. Unknown TIDs pass: the operation itself reports them.
     pub fn begin_in_flight(&self, tid: &str) -> Result<bool, SandboxError> {
         match self.store().payments.get_mut(tid) {
-            Some(p) if p.in_flight => Err(SandboxError::payment(-785, "duplicate request in progress")),
+            Some(p) if p.in_flight => {
+                Err(SandboxError::payment(-785, "duplicate request in progress"))
+            }
             Some(mut p) => {
                 p.in_flight = true;
                 Ok(true)
@@ -269,7 +295,10 @@ impl Sandbox {
         let mut issued_sid: Option<Subscription> = None;
         let response = self.with_payment(&req.cid, req.tid.as_str(), |p| {
             if p.in_flight && !owns_flight {
-                return Err(SandboxError::payment(-785, "duplicate approve request in progress"));
+                return Err(SandboxError::payment(
+                    -785,
+                    "duplicate approve request in progress",
+                ));
             }
             if p.is_expired(now) {
                 return Err(SandboxError::payment(-723, "payment expired"));
@@ -280,21 +309,38 @@ impl Sandbox {
                     return Err(SandboxError::payment(-702, "payment already approved"));
                 }
                 s if s.is_pending() => {
-                    return Err(SandboxError::payment(-701, "buyer has not finished authentication"));
+                    return Err(SandboxError::payment(
+                        -701,
+                        "buyer has not finished authentication",
+                    ));
                 }
-                _ => return Err(SandboxError::payment(-783, format!("payment is {}", p.status))),
+                _ => {
+                    return Err(SandboxError::payment(
+                        -783,
+                        format!("payment is {}", p.status),
+                    ));
+                }
             }
             if req.partner_order_id != p.partner_order_id {
-                return Err(SandboxError::payment(-706, "partner_order_id does not match ready"));
+                return Err(SandboxError::payment(
+                    -706,
+                    "partner_order_id does not match ready",
+                ));
             }
             if req.partner_user_id != p.partner_user_id {
-                return Err(SandboxError::payment(-707, "partner_user_id does not match ready"));
+                return Err(SandboxError::payment(
+                    -707,
+                    "partner_user_id does not match ready",
+                ));
             }
             if p.pg_token.as_deref() != Some(req.pg_token.expose()) {
                 return Err(SandboxError::payment(-708, "invalid pg_token"));
             }
             if req.total_amount.is_some_and(|t| t != p.amount.total) {
-                return Err(SandboxError::payment(-722, "total_amount does not match ready"));
+                return Err(SandboxError::payment(
+                    -722,
+                    "total_amount does not match ready",
+                ));
             }
             let magic = magic::for_user(p.partner_user_id.as_str());
             if magic == Some(magic::Magic::UserLocked) {
@@ -308,14 +354,22 @@ impl Sandbox {
             let aid = ids::aid();
             let subscription = self.config().is_subscription_cid(p.cid.as_str());
             let sid_only = subscription && p.amount.total == Amount::ZERO;
-            p.status = if sid_only { OrderStatus::IssuedSid } else { OrderStatus::SuccessPayment };
+            p.status = if sid_only {
+                OrderStatus::IssuedSid
+            } else {
+                OrderStatus::SuccessPayment
+            };
             p.approved_at = Some(now);
             p.updated_at = now;
             p.actions.push(Action {
                 aid: aid.clone(),
                 at: now,
                 amount: p.amount,
-                kind: if sid_only { PaymentActionType::IssuedSid } else { PaymentActionType::Payment },
+                kind: if sid_only {
+                    PaymentActionType::IssuedSid
+                } else {
+                    PaymentActionType::Payment
+                },
                 payload: req.payload.as_ref().map(|x| x.as_str().to_owned()),
             });
             if subscription {
@@ -333,7 +387,8 @@ impl Sandbox {
                     charges: 0,
                 });
             }
-            let response = self.approve_response(p, &aid, req.payload.as_ref().map(|x| x.as_str()), legacy)?;
+            let response =
+                self.approve_response(p, &aid, req.payload.as_ref().map(|x| x.as_str()), legacy)?;
             if magic == Some(magic::Magic::BankUnknown) {
                 // Applied, but the merchant is told the outcome is unknown.
                 return Ok(Err(magic::bank_unknown()));
@@ -375,49 +430,84 @@ impl Sandbox {
 
     /// `payment/cancel`, with KakaoPay's arithmetic: VAT default, tax-free split, the
     /// `cancel_available_amount` guard, green-deposit payments full-cancel only.
-    pub fn cancel(&self, req: &CancelRequest, owns_flight: bool) -> Result<CancelResponse, SandboxError> {
-        req.validate().map_err(|e| SandboxError::bad_request(e.to_string()))?;
+    pub fn cancel(
+        &self,
+        req: &CancelRequest,
+        owns_flight: bool,
+    ) -> Result<CancelResponse, SandboxError> {
+        req.validate()
+            .map_err(|e| SandboxError::bad_request(e.to_string()))?;
         let now = self.clock().now();
         self.with_payment(&req.cid, req.tid.as_str(), |p| {
             if p.in_flight && !owns_flight {
-                return Err(SandboxError::payment(-785, "duplicate cancel request in progress"));
+                return Err(SandboxError::payment(
+                    -785,
+                    "duplicate cancel request in progress",
+                ));
             }
-            if !matches!(p.status, OrderStatus::SuccessPayment | OrderStatus::PartCancelPayment) {
-                return Err(SandboxError::payment(-784, format!("payment is {} and cannot be cancelled", p.status)));
+            if !matches!(
+                p.status,
+                OrderStatus::SuccessPayment | OrderStatus::PartCancelPayment
+            ) {
+                return Err(SandboxError::payment(
+                    -784,
+                    format!("payment is {} and cannot be cancelled", p.status),
+                ));
             }
             let remaining = p.remaining();
-            if let Some(expected) = req.cancel_available_amount {
-                if expected != remaining.total {
-                    return Err(SandboxError::payment(
-                        -710,
-                        format!("cancel_available_amount {} does not match the cancellable amount {}", expected.won(), remaining.total.won()),
-                    ));
-                }
+            if let Some(expected) = req.cancel_available_amount
+                && expected != remaining.total
+            {
+                return Err(SandboxError::payment(
+                    -710,
+                    format!(
+                        "cancel_available_amount {} does not match the cancellable amount {}",
+                        expected.won(),
+                        remaining.total.won()
+                    ),
+                ));
             }
             if req.cancel_amount > remaining.total {
-                return Err(SandboxError::payment(-710, "cancel_amount exceeds the cancellable amount"));
+                return Err(SandboxError::payment(
+                    -710,
+                    "cancel_amount exceeds the cancellable amount",
+                ));
             }
             let full = req.cancel_amount == remaining.total;
             if !full && p.amount.green_deposit > Amount::ZERO {
-                return Err(SandboxError::payment(-784, "payments with green_deposit can only be cancelled in full"));
+                return Err(SandboxError::payment(
+                    -784,
+                    "payments with green_deposit can only be cancelled in full",
+                ));
             }
             if req.cancel_tax_free_amount > remaining.tax_free {
-                return Err(SandboxError::payment(-710, "cancel_tax_free_amount exceeds the cancellable tax-free amount"));
+                return Err(SandboxError::payment(
+                    -710,
+                    "cancel_tax_free_amount exceeds the cancellable tax-free amount",
+                ));
             }
             // The last cancel takes whatever VAT is left, so that the parts add up exactly.
             let vat = match req.cancel_vat_amount {
                 Some(v) => v,
                 None if full => remaining.vat,
-                None => default_vat(req.cancel_amount, req.cancel_tax_free_amount).unwrap_or(Amount::ZERO),
+                None => default_vat(req.cancel_amount, req.cancel_tax_free_amount)
+                    .unwrap_or(Amount::ZERO),
             };
             if vat > remaining.vat {
-                return Err(SandboxError::payment(-710, "cancel_vat_amount exceeds the cancellable VAT"));
+                return Err(SandboxError::payment(
+                    -710,
+                    "cancel_vat_amount exceeds the cancellable VAT",
+                ));
             }
             let this = AmountBreakdown {
                 total: req.cancel_amount,
                 tax_free: req.cancel_tax_free_amount,
                 vat,
-                green_deposit: if full { remaining.green_deposit } else { Amount::ZERO },
+                green_deposit: if full {
+                    remaining.green_deposit
+                } else {
+                    Amount::ZERO
+                },
                 ..AmountBreakdown::default()
             };
             let add = |a: Amount, b: Amount| a.checked_add(b).unwrap_or(a);
@@ -429,12 +519,22 @@ impl Sandbox {
                 discount: p.canceled.discount,
                 green_deposit: add(p.canceled.green_deposit, this.green_deposit),
             };
-            p.status = if full { OrderStatus::CancelPayment } else { OrderStatus::PartCancelPayment };
+            p.status = if full {
+                OrderStatus::CancelPayment
+            } else {
+                OrderStatus::PartCancelPayment
+            };
             p.canceled_at = Some(now);
             p.updated_at = now;
             let aid = ids::aid();
             let payload = req.payload.as_ref().map(|x| x.as_str().to_owned());
-            p.actions.push(Action { aid: aid.clone(), at: now, amount: this, kind: PaymentActionType::Cancel, payload: payload.clone() });
+            p.actions.push(Action {
+                aid: aid.clone(),
+                at: now,
+                amount: this,
+                kind: PaymentActionType::Cancel,
+                payload: payload.clone(),
+            });
             Ok(CancelResponse {
                 aid: own_id(&aid)?,
                 tid: own_id(&p.tid)?,
@@ -493,8 +593,13 @@ impl Sandbox {
     }
 
     /// `payment/subscription`: charges a SID without the buyer; a new TID and AID.
-    pub fn subscription(&self, req: &SubscriptionRequest, legacy: bool) -> Result<ApproveResponse, SandboxError> {
-        req.validate().map_err(|e| SandboxError::bad_request(e.to_string()))?;
+    pub fn subscription(
+        &self,
+        req: &SubscriptionRequest,
+        legacy: bool,
+    ) -> Result<ApproveResponse, SandboxError> {
+        req.validate()
+            .map_err(|e| SandboxError::bad_request(e.to_string()))?;
         self.subscription_cid(&req.cid)?;
         let now = self.clock().now();
         let (method, item_name) = {
@@ -508,12 +613,18 @@ impl Sandbox {
                 return Err(SandboxError::payment(-751, "sid is inactive"));
             }
             if sub.partner_user_id != req.partner_user_id {
-                return Err(SandboxError::payment(-753, "partner_user_id differs from the one the sid was issued to"));
+                return Err(SandboxError::payment(
+                    -753,
+                    "partner_user_id differs from the one the sid was issued to",
+                ));
             }
-            if let Some(limit) = self.config().sid_monthly_limit {
-                if sub.charges >= limit {
-                    return Err(SandboxError::payment(-752, "sid exceeded its monthly use count"));
-                }
+            if let Some(limit) = self.config().sid_monthly_limit
+                && sub.charges >= limit
+            {
+                return Err(SandboxError::payment(
+                    -752,
+                    "sid exceeded its monthly use count",
+                ));
             }
             if magic::for_user(req.partner_user_id.as_str()) == Some(magic::Magic::Declined) {
                 return Err(magic::declined().with_code(-782));
@@ -522,7 +633,10 @@ impl Sandbox {
             sub.last_approved_at = Some(now);
             (sub.method.clone(), sub.item_name.clone())
         };
-        let vat = req.vat_amount.or_else(|| default_vat(req.total_amount, req.tax_free_amount)).unwrap_or(Amount::ZERO);
+        let vat = req
+            .vat_amount
+            .or_else(|| default_vat(req.total_amount, req.tax_free_amount))
+            .unwrap_or(Amount::ZERO);
         let tid = ids::tid();
         let aid = ids::aid();
         let amount = AmountBreakdown {
@@ -540,7 +654,10 @@ impl Sandbox {
             status: OrderStatus::SuccessPayment,
             partner_order_id: req.partner_order_id.clone(),
             partner_user_id: req.partner_user_id.clone(),
-            item_name: req.item_name.as_ref().map_or(item_name, |n| n.as_str().to_owned()),
+            item_name: req
+                .item_name
+                .as_ref()
+                .map_or(item_name, |n| n.as_str().to_owned()),
             item_code: req.item_code.as_ref().map(|c| c.as_str().to_owned()),
             quantity: req.quantity.get(),
             amount,
@@ -558,7 +675,13 @@ impl Sandbox {
             install_month: 0,
             pg_token: None,
             sid: Some(req.sid.as_str().to_owned()),
-            actions: vec![Action { aid: aid.clone(), at: now, amount, kind: PaymentActionType::Payment, payload: payload.clone() }],
+            actions: vec![Action {
+                aid: aid.clone(),
+                at: now,
+                amount,
+                kind: PaymentActionType::Payment,
+                payload: payload.clone(),
+            }],
             in_flight: false,
         };
         let response = self.approve_response(&payment, &aid, payload.as_deref(), legacy)?;
@@ -567,7 +690,10 @@ impl Sandbox {
     }
 
     /// `payment/manage/subscription/inactive`.
-    pub fn inactivate(&self, req: &SidRequest) -> Result<SubscriptionInactiveResponse, SandboxError> {
+    pub fn inactivate(
+        &self,
+        req: &SidRequest,
+    ) -> Result<SubscriptionInactiveResponse, SandboxError> {
         self.subscription_cid(&req.cid)?;
         let now = self.clock().now();
         let mut sub = self
@@ -591,7 +717,10 @@ impl Sandbox {
     }
 
     /// `payment/manage/subscription/status`.
-    pub fn subscription_status(&self, req: &SidRequest) -> Result<SubscriptionStatusResponse, SandboxError> {
+    pub fn subscription_status(
+        &self,
+        req: &SidRequest,
+    ) -> Result<SubscriptionStatusResponse, SandboxError> {
         self.subscription_cid(&req.cid)?;
         let sub = self
             .store()
@@ -604,7 +733,11 @@ impl Sandbox {
             available: Some(active),
             cid: sub.cid.clone(),
             sid: req.sid.clone(),
-            status: if active { SubscriptionStatus::Active } else { SubscriptionStatus::Inactive },
+            status: if active {
+                SubscriptionStatus::Active
+            } else {
+                SubscriptionStatus::Inactive
+            },
             payment_method_type: Some(sub.method.clone()),
             item_name: Some(sub.item_name.clone()),
             created_at: Some(kst(sub.created_at)),

@@ -22,7 +22,13 @@ pub struct SandboxError {
 impl SandboxError {
     /// An error with `code` and `message` at HTTP `status`.
     pub fn api(status: u16, code: i64, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), method_result_code: None, method_result_message: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            method_result_code: None,
+            method_result_message: None,
+        }
     }
     /// A payment error (HTTP 400) with KakaoPay's code.
     pub fn payment(code: i64, message: impl Into<String>) -> Self {
@@ -42,7 +48,11 @@ impl SandboxError {
         self
     }
     /// Adds `extras`.
-    pub fn with_method_result(mut self, code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn with_method_result(
+        mut self,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         self.method_result_code = Some(code.into());
         self.method_result_message = Some(message.into());
         self
@@ -51,7 +61,9 @@ impl SandboxError {
     fn extras(&self) -> Value {
         match (&self.method_result_code, &self.method_result_message) {
             (None, None) => json!({}),
-            (code, message) => json!({"method_result_code": code, "method_result_message": message}),
+            (code, message) => {
+                json!({"method_result_code": code, "method_result_message": message})
+            }
         }
     }
 

@@ -39,7 +39,9 @@ impl FaultEndpoint {
             Self::Order => op == Operation::Order,
             Self::Subscription => matches!(
                 op,
-                Operation::Subscription | Operation::SubscriptionInactive | Operation::SubscriptionStatus
+                Operation::Subscription
+                    | Operation::SubscriptionInactive
+                    | Operation::SubscriptionStatus
             ),
         }
     }
@@ -93,18 +95,20 @@ pub struct FaultSpec {
 impl FaultSpec {
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), SandboxError> {
-        if let Some(p) = self.probability {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(SandboxError::bad_request("probability must be between 0 and 1"));
-            }
+        if let Some(p) = self.probability
+            && !(0.0..=1.0).contains(&p)
+        {
+            return Err(SandboxError::bad_request(
+                "probability must be between 0 and 1",
+            ));
         }
         if self.count == Some(0) {
             return Err(SandboxError::bad_request("count must be at least 1"));
         }
-        if let Some(s) = self.http_status {
-            if !(400..=599).contains(&s) {
-                return Err(SandboxError::bad_request("http_status must be 400 to 599"));
-            }
+        if let Some(s) = self.http_status
+            && !(400..=599).contains(&s)
+        {
+            return Err(SandboxError::bad_request("http_status must be 400 to 599"));
         }
         if self.delay_ms > 120_000 {
             return Err(SandboxError::bad_request("delay_ms must be at most 120000"));
@@ -147,15 +151,25 @@ impl std::fmt::Debug for Faults {
 impl Faults {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Active>> {
         // A panic while holding this lock cannot leave the list inconsistent; keep going.
-        self.list.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.list
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Adds a fault; returns its id.
     pub fn add(&self, spec: FaultSpec) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let remaining = spec.count.or(if spec.probability.is_some() { None } else { Some(1) });
+        let remaining = spec.count.or(if spec.probability.is_some() {
+            None
+        } else {
+            Some(1)
+        });
         let mut list = self.lock();
-        list.push(Active { id, spec, remaining });
+        list.push(Active {
+            id,
+            spec,
+            remaining,
+        });
         self.active.store(list.len(), Ordering::Release);
         id
     }
@@ -210,7 +224,11 @@ fn error_for(op: Operation, spec: &FaultSpec) -> SandboxError {
     });
     let status = spec
         .http_status
-        .unwrap_or(if (-799..=-700).contains(&code) { 400 } else { 500 });
+        .unwrap_or(if (-799..=-700).contains(&code) {
+            400
+        } else {
+            500
+        });
     let message = match code {
         -780 => "approval failure!",
         -781 => "cancel failure!",

@@ -18,7 +18,10 @@ pub fn routes() -> Router<Sandbox> {
         .route("/test/v1/payments/{tid}/quit", post(quit))
         .route("/test/v1/payments/{tid}/fail", post(fail))
         .route("/test/v1/clock/advance", post(advance))
-        .route("/test/v1/faults", post(add_fault).delete(clear_faults).get(list_faults))
+        .route(
+            "/test/v1/faults",
+            post(add_fault).delete(clear_faults).get(list_faults),
+        )
 }
 
 /// Helper errors: `{"error":{"code","message","kakaopay_code"}}`; unknown TID is 404.
@@ -29,7 +32,10 @@ fn helper_error(e: &SandboxError) -> Response {
         -783 | -785 => (StatusCode::CONFLICT, "invalid_state"),
         _ => (StatusCode::BAD_REQUEST, "invalid_request"),
     };
-    (status, Json(json!({"error": {"code": code, "message": e.message, "kakaopay_code": e.code}})))
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": e.message, "kakaopay_code": e.code}})),
+    )
         .into_response()
 }
 
@@ -45,10 +51,15 @@ fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> Resul
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| SandboxError::bad_request(format!("invalid body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| SandboxError::bad_request(format!("invalid body: {e}")))
 }
 
-async fn authorize(State(sb): State<Sandbox>, Path(tid): Path<String>, body: axum::body::Bytes) -> Response {
+async fn authorize(
+    State(sb): State<Sandbox>,
+    Path(tid): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
     let body: AuthorizeBody = match optional_body(&body) {
         Ok(b) => b,
         Err(e) => return helper_error(&e),
@@ -72,7 +83,9 @@ async fn fail(State(sb): State<Sandbox>, Path(tid): Path<String>) -> Response {
 
 fn abandon(sb: &Sandbox, tid: &str, quit: bool) -> Response {
     match sb.abandon(tid, quit) {
-        Ok(r) => Json(json!({"tid": r.tid, "status": r.status, "redirect_url": r.url})).into_response(),
+        Ok(r) => {
+            Json(json!({"tid": r.tid, "status": r.status, "redirect_url": r.url})).into_response()
+        }
         Err(e) => helper_error(&e),
     }
 }
@@ -86,7 +99,11 @@ struct Advance {
 async fn advance(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response {
     let advance: Advance = match serde_json::from_slice(&body) {
         Ok(a) => a,
-        Err(e) => return helper_error(&SandboxError::bad_request(format!("expected {{\"seconds\":N}}: {e}"))),
+        Err(e) => {
+            return helper_error(&SandboxError::bad_request(format!(
+                "expected {{\"seconds\":N}}: {e}"
+            )));
+        }
     };
     let now = sb.clock().advance(advance.seconds);
     Json(json!({"now": KstDateTime::from_utc(now)})).into_response()

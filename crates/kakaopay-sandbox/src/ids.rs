@@ -6,7 +6,9 @@ use rand::Rng;
 fn hex(n: usize) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut rng = rand::rng();
-    (0..n).map(|_| HEX[rng.random_range(0..16)] as char).collect()
+    (0..n)
+        .map(|_| HEX[rng.random_range(0..16)] as char)
+        .collect()
 }
 
 /// `T` + 19 hex.

@@ -72,7 +72,10 @@ impl Default for SandboxConfig {
 impl SandboxConfig {
     /// Whether `cid` is accepted at all.
     pub fn is_known_cid(&self, cid: &str) -> bool {
-        self.single_cids.iter().chain(&self.subscription_cids).any(|c| c == cid)
+        self.single_cids
+            .iter()
+            .chain(&self.subscription_cids)
+            .any(|c| c == cid)
     }
     /// Whether `cid` is a subscription CID.
     pub fn is_subscription_cid(&self, cid: &str) -> bool {
@@ -129,7 +132,8 @@ impl Sandbox {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let retention = chrono::Duration::from_std(self.config().retention)
             .unwrap_or_else(|_| chrono::Duration::hours(1));
-        let every = (self.config().retention / 4).clamp(Duration::from_millis(200), Duration::from_secs(30));
+        let every = (self.config().retention / 4)
+            .clamp(Duration::from_millis(200), Duration::from_secs(30));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -179,7 +183,9 @@ impl SpawnedSandbox {
     /// pg_token that the approval_url redirect would carry.
     pub fn authorize(&self, tid: &str) -> Result<String, SandboxError> {
         let redirect = self.sandbox.authorize(tid, None)?;
-        redirect.pg_token.ok_or_else(|| SandboxError::api(500, -500, "no pg_token issued"))
+        redirect
+            .pg_token
+            .ok_or_else(|| SandboxError::api(500, -500, "no pg_token issued"))
     }
 }
 
@@ -205,5 +211,10 @@ pub async fn spawn(mut config: SandboxConfig) -> std::io::Result<SpawnedSandbox>
         }
     });
     let eviction = sandbox.start_eviction();
-    Ok(SpawnedSandbox { sandbox, addr, server, eviction })
+    Ok(SpawnedSandbox {
+        sandbox,
+        addr,
+        server,
+        eviction,
+    })
 }

@@ -37,8 +37,10 @@ pub fn for_user(partner_user_id: &str) -> Option<Magic> {
 
 /// `-780 USER_LOCKED`, KakaoPay's documented example.
 pub fn user_locked() -> SandboxError {
-    SandboxError::payment(-780, "approval failure!")
-        .with_method_result("USER_LOCKED", "진행중인 거래가 있습니다. 잠시 후 다시 시도해 주세요.")
+    SandboxError::payment(-780, "approval failure!").with_method_result(
+        "USER_LOCKED",
+        "진행중인 거래가 있습니다. 잠시 후 다시 시도해 주세요.",
+    )
 }
 
 /// `-780 BANK_FIRM_UNKNOWN`.

@@ -63,15 +63,23 @@ fn layout(title: &str, body: Markup) -> Markup {
     }
 }
 
+/// Whether the buyer can still act on the page (not yet authenticated, not expired).
+fn payable(sb: &Sandbox, p: &Payment) -> bool {
+    p.is_pending() && p.status != OrderStatus::AuthPassword && !p.is_expired(sb.clock().now())
+}
+
 fn remaining_seconds(sb: &Sandbox, p: &Payment) -> i64 {
     (p.expires_at - sb.clock().now()).num_seconds().max(0)
 }
 
 fn not_found() -> Response {
-    let body = layout("결제 정보 없음", html! {
-        h1 { "결제 정보를 찾을 수 없습니다" }
-        p.muted { "결제 요청이 만료되었거나 잘못된 주소입니다." }
-    });
+    let body = layout(
+        "결제 정보 없음",
+        html! {
+            h1 { "결제 정보를 찾을 수 없습니다" }
+            p.muted { "결제 요청이 만료되었거나 잘못된 주소입니다." }
+        },
+    );
     (StatusCode::NOT_FOUND, Html(body.into_string())).into_response()
 }
 
@@ -79,28 +87,43 @@ fn not_found() -> Response {
 fn closed_page(sb: &Sandbox, p: &Payment) -> Response {
     let now = sb.clock().now();
     let (title, text, link): (&str, &str, Option<String>) = if p.is_expired(now) {
-        ("결제 시간 만료", "결제 가능 시간(15분)이 지났습니다. 가맹점에서 다시 결제해 주세요.", Some(p.fail_url.clone()))
+        (
+            "결제 시간 만료",
+            "결제 가능 시간(15분)이 지났습니다. 가맹점에서 다시 결제해 주세요.",
+            Some(p.fail_url.clone()),
+        )
     } else {
         match p.status {
             OrderStatus::AuthPassword => (
                 "인증 완료",
                 "결제 인증이 완료되었습니다. 가맹점 화면에서 계속 진행해 주세요.",
-                p.pg_token.as_deref().map(|t| with_pg_token(&p.approval_url, t)),
+                p.pg_token
+                    .as_deref()
+                    .map(|t| with_pg_token(&p.approval_url, t)),
             ),
-            OrderStatus::QuitPayment => ("결제 취소", "결제를 취소했습니다.", Some(p.cancel_url.clone())),
-            OrderStatus::FailAuthPassword | OrderStatus::FailPayment => {
-                ("결제 실패", "결제에 실패했습니다.", Some(p.fail_url.clone()))
-            }
+            OrderStatus::QuitPayment => (
+                "결제 취소",
+                "결제를 취소했습니다.",
+                Some(p.cancel_url.clone()),
+            ),
+            OrderStatus::FailAuthPassword | OrderStatus::FailPayment => (
+                "결제 실패",
+                "결제에 실패했습니다.",
+                Some(p.fail_url.clone()),
+            ),
             _ => ("결제 완료", "이미 처리된 결제입니다.", None),
         }
     };
-    let body = layout(title, html! {
-        h1 { (title) }
-        p.muted { (text) }
-        @if let Some(link) = link {
-            p { a href=(link) { "가맹점으로 돌아가기" } }
-        }
-    });
+    let body = layout(
+        title,
+        html! {
+            h1 { (title) }
+            p.muted { (text) }
+            @if let Some(link) = link {
+                p { a href=(link) { "가맹점으로 돌아가기" } }
+            }
+        },
+    );
     Html(body.into_string()).into_response()
 }
 
@@ -113,8 +136,14 @@ fn summary(p: &Payment) -> Markup {
 }
 
 fn pay_form(p: &Payment, qr: bool) -> Markup {
-    let allow_card = p.allowed_method.as_ref().is_none_or(|m| *m == PaymentMethodType::Card);
-    let allow_money = p.allowed_method.as_ref().is_none_or(|m| *m == PaymentMethodType::Money);
+    let allow_card = p
+        .allowed_method
+        .as_ref()
+        .is_none_or(|m| *m == PaymentMethodType::Card);
+    let allow_money = p
+        .allowed_method
+        .as_ref()
+        .is_none_or(|m| *m == PaymentMethodType::Money);
     html! {
         form method="post" action="pay" {
             @if qr { input type="hidden" name="qr" value="1"; }
@@ -144,8 +173,10 @@ if(document.body.dataset.poll){setInterval(function(){fetch('status').then(funct
 "#;
 
 async fn pc_page(State(sb): State<Sandbox>, Path(token): Path<String>) -> Response {
-    let Some(p) = sb.open_page(&token) else { return not_found() };
-    if p.is_expired(sb.clock().now()) || !p.is_pending() {
+    let Some(p) = sb.open_page(&token) else {
+        return not_found();
+    };
+    if !payable(&sb, &p) {
         return closed_page(&sb, &p);
     }
     let mobile = format!("{}/v1/{}/mInfo?qr=1", sb.config().public_url, p.page_token);
@@ -157,16 +188,21 @@ async fn pc_page(State(sb): State<Sandbox>, Path(token): Path<String>) -> Respon
             .build(),
         Err(_) => String::new(),
     };
-    let body = layout("카카오페이 결제", html! {
-        (summary(&p))
-        div.notice { "휴대폰 카메라나 카카오톡으로 QR코드를 스캔해 결제해 주세요." }
-        div.qr role="img" aria-label="결제용 QR코드" data-url=(mobile) { (PreEscaped(qr)) }
-        p.muted { "남은 시간 " span #timer .timer data-seconds=(remaining_seconds(&sb, &p)) {} }
-        p.muted { "또는 이 화면에서 바로 결제할 수 있습니다." }
-        (pay_form(&p, false))
-        script { (PreEscaped(SCRIPT)) }
-    });
-    let html = body.into_string().replacen("<body>", "<body data-poll=\"1\">", 1);
+    let body = layout(
+        "카카오페이 결제",
+        html! {
+            (summary(&p))
+            div.notice { "휴대폰 카메라나 카카오톡으로 QR코드를 스캔해 결제해 주세요." }
+            div.qr role="img" aria-label="결제용 QR코드" data-url=(mobile) { (PreEscaped(qr)) }
+            p.muted { "남은 시간 " span #timer .timer data-seconds=(remaining_seconds(&sb, &p)) {} }
+            p.muted { "또는 이 화면에서 바로 결제할 수 있습니다." }
+            (pay_form(&p, false))
+            script { (PreEscaped(SCRIPT)) }
+        },
+    );
+    let html = body
+        .into_string()
+        .replacen("<body>", "<body data-poll=\"1\">", 1);
     Html(html).into_response()
 }
 
@@ -176,7 +212,11 @@ struct PageQuery {
     qr: Option<String>,
 }
 
-async fn mobile_page(State(sb): State<Sandbox>, Path(token): Path<String>, Query(q): Query<PageQuery>) -> Response {
+async fn mobile_page(
+    State(sb): State<Sandbox>,
+    Path(token): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
     mobile(&sb, &token, q.qr.is_some(), "카카오페이 결제")
 }
 
@@ -185,29 +225,41 @@ async fn app_page(State(sb): State<Sandbox>, Path(token): Path<String>) -> Respo
 }
 
 fn mobile(sb: &Sandbox, token: &str, qr: bool, title: &str) -> Response {
-    let Some(p) = sb.open_page(token) else { return not_found() };
-    if p.is_expired(sb.clock().now()) || !p.is_pending() {
+    let Some(p) = sb.open_page(token) else {
+        return not_found();
+    };
+    if !payable(sb, &p) {
         return closed_page(sb, &p);
     }
-    let body = layout(title, html! {
-        (summary(&p))
-        p.muted { "남은 시간 " span #timer .timer data-seconds=(remaining_seconds(sb, &p)) {} }
-        (pay_form(&p, qr))
-        script { (PreEscaped(SCRIPT)) }
-    });
+    let body = layout(
+        title,
+        html! {
+            (summary(&p))
+            p.muted { "남은 시간 " span #timer .timer data-seconds=(remaining_seconds(sb, &p)) {} }
+            (pay_form(&p, qr))
+            script { (PreEscaped(SCRIPT)) }
+        },
+    );
     Html(body.into_string()).into_response()
 }
 
 async fn status(State(sb): State<Sandbox>, Path(token): Path<String>) -> Response {
     let Some(p) = sb.page_payment(&token) else {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": {"code": "not_found", "message": "unknown payment page"}}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"code": "not_found", "message": "unknown payment page"}})),
+        )
+            .into_response();
     };
     let now = sb.clock().now();
     let redirect = if p.is_expired(now) {
         Some(p.fail_url.clone())
     } else {
         match p.status {
-            OrderStatus::AuthPassword => p.pg_token.as_deref().map(|t| with_pg_token(&p.approval_url, t)),
+            OrderStatus::AuthPassword => p
+                .pg_token
+                .as_deref()
+                .map(|t| with_pg_token(&p.approval_url, t)),
             OrderStatus::QuitPayment => Some(p.cancel_url.clone()),
             OrderStatus::FailAuthPassword => Some(p.fail_url.clone()),
             _ => None,
@@ -233,10 +285,13 @@ struct PayForm {
 fn after(sb: &Sandbox, token: &str, result: Result<Redirect, SandboxError>, qr: bool) -> Response {
     match result {
         Ok(r) if qr && r.status == OrderStatus::AuthPassword => {
-            let body = layout("인증 완료", html! {
-                h1 { "결제 인증이 완료되었습니다" }
-                p.muted { "PC 화면에서 결제가 계속 진행됩니다." }
-            });
+            let body = layout(
+                "인증 완료",
+                html! {
+                    h1 { "결제 인증이 완료되었습니다" }
+                    p.muted { "PC 화면에서 결제가 계속 진행됩니다." }
+                },
+            );
             Html(body.into_string()).into_response()
         }
         Ok(r) => Go::to(&r.url).into_response(),
@@ -254,20 +309,30 @@ fn tid_of(sb: &Sandbox, token: &str) -> Option<String> {
     sb.store().pages.get(token).map(|t| t.clone())
 }
 
-async fn pay(State(sb): State<Sandbox>, Path(token): Path<String>, Form(form): Form<PayForm>) -> Response {
-    let Some(tid) = tid_of(&sb, &token) else { return not_found() };
+async fn pay(
+    State(sb): State<Sandbox>,
+    Path(token): Path<String>,
+    Form(form): Form<PayForm>,
+) -> Response {
+    let Some(tid) = tid_of(&sb, &token) else {
+        return not_found();
+    };
     let result = sb.authorize(&tid, form.payment_method_type);
     after(&sb, &token, result, form.qr.is_some())
 }
 
 async fn quit(State(sb): State<Sandbox>, Path(token): Path<String>) -> Response {
-    let Some(tid) = tid_of(&sb, &token) else { return not_found() };
+    let Some(tid) = tid_of(&sb, &token) else {
+        return not_found();
+    };
     let result = sb.abandon(&tid, true);
     after(&sb, &token, result, false)
 }
 
 async fn fail(State(sb): State<Sandbox>, Path(token): Path<String>) -> Response {
-    let Some(tid) = tid_of(&sb, &token) else { return not_found() };
+    let Some(tid) = tid_of(&sb, &token) else {
+        return not_found();
+    };
     let result = sb.abandon(&tid, false);
     after(&sb, &token, result, false)
 }

@@ -114,4 +114,3 @@ pub struct ApproveResponse {
     #[serde(default)]
     pub payload: Option<String>,
 }
-

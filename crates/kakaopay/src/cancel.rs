@@ -91,7 +91,10 @@ impl CancelRequest {
                 "must not exceed cancel_amount minus cancel_tax_free_amount",
             ));
         }
-        if self.cancel_available_amount.is_some_and(|a| a < self.cancel_amount) {
+        if self
+            .cancel_available_amount
+            .is_some_and(|a| a < self.cancel_amount)
+        {
             return Err(ValidationError::new(
                 "cancel_available_amount",
                 "is below cancel_amount: the refund cannot fit",

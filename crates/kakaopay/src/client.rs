@@ -114,7 +114,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { max_retries: 3, initial_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(2) }
+        Self {
+            max_retries: 3,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+        }
     }
 }
 
@@ -182,17 +186,24 @@ impl ClientBuilder {
     /// Checks the configuration and builds the client.
     pub fn build(self) -> Result<Client, Error> {
         let generation = self.credentials.generation();
-        let raw = self.base_url.as_deref().unwrap_or(generation.default_base_url());
+        let raw = self
+            .base_url
+            .as_deref()
+            .unwrap_or(generation.default_base_url());
         let base = url::Url::parse(raw)
             .map_err(|e| Error::Config(format!("base URL {raw:?} is not a URL: {e}")))?;
         if !matches!(base.scheme(), "http" | "https") || !base.has_host() {
-            return Err(Error::Config(format!("base URL {raw:?} must be an http(s) URL with a host")));
+            return Err(Error::Config(format!(
+                "base URL {raw:?} must be an http(s) URL with a host"
+            )));
         }
         if !base.username().is_empty() || base.password().is_some() {
             return Err(Error::Config("base URL must not carry credentials".into()));
         }
         if base.query().is_some() || base.fragment().is_some() {
-            return Err(Error::Config(format!("base URL {raw:?} must not have a query or fragment")));
+            return Err(Error::Config(format!(
+                "base URL {raw:?} must not have a query or fragment"
+            )));
         }
         let auth = self.credentials.header()?;
         let http = match self.http {
@@ -274,7 +285,10 @@ impl Client {
     /// Creates a payment. Store the returned TID with this order before redirecting the buyer.
     pub async fn ready(&self, req: &ReadyRequest) -> Result<ReadyResponse, Error> {
         req.validate()?;
-        let ctx = CallContext { tid: None, partner_order_id: Some(req.partner_order_id.as_str()) };
+        let ctx = CallContext {
+            tid: None,
+            partner_order_id: Some(req.partner_order_id.as_str()),
+        };
         self.call(Operation::Ready, req, ctx).await
     }
 
@@ -291,20 +305,29 @@ impl Client {
     /// Refunds all or part of a payment. Never retried automatically.
     pub async fn cancel(&self, req: &CancelRequest) -> Result<CancelResponse, Error> {
         req.validate()?;
-        let ctx = CallContext { tid: Some(req.tid.as_str()), partner_order_id: None };
+        let ctx = CallContext {
+            tid: Some(req.tid.as_str()),
+            partner_order_id: None,
+        };
         self.call(Operation::Cancel, req, ctx).await
     }
 
     /// Looks an order up: status, amounts and history. Retried with backoff on transient failures.
     pub async fn order(&self, req: &OrderRequest) -> Result<OrderResponse, Error> {
-        let ctx = CallContext { tid: Some(req.tid.as_str()), partner_order_id: None };
+        let ctx = CallContext {
+            tid: Some(req.tid.as_str()),
+            partner_order_id: None,
+        };
         self.call(Operation::Order, req, ctx).await
     }
 
     /// Charges a subscription (SID) without the buyer. Never retried automatically.
     pub async fn subscription(&self, req: &SubscriptionRequest) -> Result<ApproveResponse, Error> {
         req.validate()?;
-        let ctx = CallContext { tid: None, partner_order_id: Some(req.partner_order_id.as_str()) };
+        let ctx = CallContext {
+            tid: None,
+            partner_order_id: Some(req.partner_order_id.as_str()),
+        };
         self.call(Operation::Subscription, req, ctx).await
     }
 
@@ -313,7 +336,8 @@ impl Client {
         &self,
         req: &SidRequest,
     ) -> Result<SubscriptionInactiveResponse, Error> {
-        self.call(Operation::SubscriptionInactive, req, CallContext::default()).await
+        self.call(Operation::SubscriptionInactive, req, CallContext::default())
+            .await
     }
 
     /// Reads a subscription's status. Retried with backoff on transient failures.
@@ -321,7 +345,8 @@ impl Client {
         &self,
         req: &SidRequest,
     ) -> Result<SubscriptionStatusResponse, Error> {
-        self.call(Operation::SubscriptionStatus, req, CallContext::default()).await
+        self.call(Operation::SubscriptionStatus, req, CallContext::default())
+            .await
     }
 
     /// Encodes a request body the way this client's generation sends it: the content type and bytes.
@@ -418,7 +443,8 @@ impl Client {
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(transport)?;
         if (200..300).contains(&status) {
-            serde_json::from_slice(&bytes).map_err(|e| decode_error(op, status, e.to_string(), &bytes))
+            serde_json::from_slice(&bytes)
+                .map_err(|e| decode_error(op, status, e.to_string(), &bytes))
         } else {
             Err(parse_error(op, status, &bytes))
         }
@@ -426,7 +452,10 @@ impl Client {
 }
 
 /// Encodes `req` for `generation`: JSON for the current one, a form body for the legacy one.
-pub fn encode<T: Serialize>(generation: Generation, req: &T) -> Result<(&'static str, Vec<u8>), Error> {
+pub fn encode<T: Serialize>(
+    generation: Generation,
+    req: &T,
+) -> Result<(&'static str, Vec<u8>), Error> {
     let fail = |e: serde_json::Error| Error::Config(format!("cannot encode the request: {e}"));
     Ok(match generation {
         Generation::Open => ("application/json", serde_json::to_vec(req).map_err(fail)?),
@@ -439,7 +468,12 @@ pub fn encode<T: Serialize>(generation: Generation, req: &T) -> Result<(&'static
 
 fn decode_error(op: Operation, status: u16, reason: String, body: &[u8]) -> Error {
     let text = String::from_utf8_lossy(body);
-    Error::Decode { operation: op, status, reason, excerpt: text.chars().take(200).collect() }
+    Error::Decode {
+        operation: op,
+        status,
+        reason,
+        excerpt: text.chars().take(200).collect(),
+    }
 }
 
 /// Reads either generation's error body: `{error_code, error_message, extras}` or
@@ -507,7 +541,10 @@ mod tests {
         let bare = br#"{"code":-401,"msg":"ip mismatched!"}"#;
         let e = parse_error(Operation::Ready, 401, bare);
         assert_eq!(e.code(), Some(ErrorCode::InvalidKey));
-        assert_eq!(e.to_string(), "KakaoPay refused the ready: HTTP 401, code -401 (ip mismatched!)");
+        assert_eq!(
+            e.to_string(),
+            "KakaoPay refused the ready: HTTP 401, code -401 (ip mismatched!)"
+        );
 
         let html = b"<html>502 Bad Gateway</html>";
         let e = parse_error(Operation::Approve, 502, html);
@@ -531,12 +568,20 @@ mod tests {
         let client = Client::builder(c).build().unwrap();
         assert!(!format!("{client:?}").contains("DEVSECRET"));
         assert_eq!(client.base_url(), "https://open-api.kakaopay.com");
-        assert!(matches!(Client::builder(Credentials::admin_key(" ")).build(), Err(Error::Config(_))));
         assert!(matches!(
-            Client::builder(Credentials::admin_key("k")).base_url("http://u:p@h").build(),
+            Client::builder(Credentials::admin_key(" ")).build(),
             Err(Error::Config(_))
         ));
-        let legacy = Client::builder(Credentials::admin_key("k")).base_url("http://127.0.0.1:9/").build().unwrap();
+        assert!(matches!(
+            Client::builder(Credentials::admin_key("k"))
+                .base_url("http://u:p@h")
+                .build(),
+            Err(Error::Config(_))
+        ));
+        let legacy = Client::builder(Credentials::admin_key("k"))
+            .base_url("http://127.0.0.1:9/")
+            .build()
+            .unwrap();
         assert_eq!(legacy.base_url(), "http://127.0.0.1:9");
         assert_eq!(legacy.generation(), Generation::Legacy);
     }

@@ -118,11 +118,17 @@ impl OrderStatus {
     }
     /// Money was taken (possibly refunded since, in part or in full).
     pub fn is_paid(&self) -> bool {
-        matches!(self, Self::SuccessPayment | Self::PartCancelPayment | Self::CancelPayment)
+        matches!(
+            self,
+            Self::SuccessPayment | Self::PartCancelPayment | Self::CancelPayment
+        )
     }
     /// Ended without payment.
     pub fn is_failed(&self) -> bool {
-        matches!(self, Self::FailAuthPassword | Self::QuitPayment | Self::FailPayment)
+        matches!(
+            self,
+            Self::FailAuthPassword | Self::QuitPayment | Self::FailPayment
+        )
     }
 }
 
@@ -291,7 +297,12 @@ mod tests {
         let t = KstDateTime::parse("2016-11-15T21:18:22").unwrap();
         assert_eq!(t.to_string(), "2016-11-15T21:18:22");
         assert_eq!(t.to_utc().to_rfc3339(), "2016-11-15T12:18:22+00:00");
-        assert_eq!(KstDateTime::parse("2016-11-15T21:18:22.123").unwrap().to_string(), "2016-11-15T21:18:22");
+        assert_eq!(
+            KstDateTime::parse("2016-11-15T21:18:22.123")
+                .unwrap()
+                .to_string(),
+            "2016-11-15T21:18:22"
+        );
         assert_eq!(KstDateTime::parse("2016-11-15T12:18:22Z").unwrap(), t);
         assert!(KstDateTime::parse("yesterday").is_none());
     }

@@ -179,7 +179,11 @@ pub struct ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "HTTP {}, code {} ({})", self.status, self.code, self.message)?;
+        write!(
+            f,
+            "HTTP {}, code {} ({})",
+            self.status, self.code, self.message
+        )?;
         if let Some(m) = &self.method_result_code {
             write!(f, ", method result {m}")?;
             if let Some(msg) = &self.method_result_message {
@@ -232,7 +236,10 @@ pub struct ValidationError {
 impl ValidationError {
     /// A validation error for `field`.
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
+        Self {
+            field,
+            reason: reason.into(),
+        }
     }
     /// The wire name of the offending field.
     pub fn field(&self) -> &'static str {
@@ -268,7 +275,9 @@ pub enum Error {
         source: reqwest::Error,
     },
     /// The answer could not be decoded.
-    #[error("KakaoPay {operation} answered HTTP {status} with a body this client cannot read ({reason}); it starts with {excerpt:?}")]
+    #[error(
+        "KakaoPay {operation} answered HTTP {status} with a body this client cannot read ({reason}); it starts with {excerpt:?}"
+    )]
     Decode {
         /// The call.
         operation: Operation,
@@ -320,7 +329,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         use ErrorCode::*;
         match self {
-            Self::Transport { kind: TransportKind::Connect, .. } => true,
+            Self::Transport {
+                kind: TransportKind::Connect,
+                ..
+            } => true,
             Self::Transport { operation, .. } => !operation.is_mutating(),
             Self::Api { operation, error } => match error.code {
                 QuotaExceeded | QuotaExceededLegacy => true,
@@ -329,7 +341,9 @@ impl Error {
                 }
                 _ => error.status >= 500 && !operation.is_mutating(),
             },
-            Self::Decode { operation, status, .. } => *status >= 500 && !operation.is_mutating(),
+            Self::Decode {
+                operation, status, ..
+            } => *status >= 500 && !operation.is_mutating(),
             Self::Validation(_) | Self::Config(_) => false,
         }
     }
@@ -342,7 +356,9 @@ impl Error {
     /// order up (KakaoPay's own guidance) until its status is final. Always false for lookups and ready.
     pub fn may_have_applied(&self) -> bool {
         use ErrorCode::*;
-        let Some(op) = self.operation() else { return false };
+        let Some(op) = self.operation() else {
+            return false;
+        };
         if !op.is_mutating() {
             return false;
         }
@@ -351,9 +367,14 @@ impl Error {
             Self::Decode { .. } => true,
             Self::Api { error, .. } => {
                 error.status >= 500
-                    || matches!(error.code, AlreadyApproved | DuplicateRequest | ServerError | InternalError)
-                    || (matches!(error.code, ApprovalFailed | CancelFailed | SubscriptionFailed)
-                        && error.is_outcome_unclear())
+                    || matches!(
+                        error.code,
+                        AlreadyApproved | DuplicateRequest | ServerError | InternalError
+                    )
+                    || (matches!(
+                        error.code,
+                        ApprovalFailed | CancelFailed | SubscriptionFailed
+                    ) && error.is_outcome_unclear())
             }
             Self::Validation(_) | Self::Config(_) => false,
         }
@@ -379,9 +400,14 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for c in [-1, -2, -401, -701, -702, -708, -710, -721, -723, -731, -780, -785, -799, -9798] {
+        for c in [
+            -1, -2, -401, -701, -702, -708, -710, -721, -723, -731, -780, -785, -799, -9798,
+        ] {
             let code = ErrorCode::from_code(c);
-            assert!(!matches!(code, ErrorCode::Unknown(_)), "{c} should be known");
+            assert!(
+                !matches!(code, ErrorCode::Unknown(_)),
+                "{c} should be known"
+            );
             assert_eq!(code.code(), c);
         }
         assert_eq!(ErrorCode::from_code(-12345), ErrorCode::Unknown(-12345));

@@ -110,7 +110,7 @@ macro_rules! text_type {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 // Numbers are accepted too: `"partner_order_id": 1001` is common in merchant code.
                 let s = crate::wire::opt_text(d)?
-                    .ok_or_else(|| serde::de::Error::custom(concat!($field, " must not be null")))?;
+                    .ok_or_else(|| serde::de::Error::custom(concat!($field, " is required")))?;
                 Self::parse(s).map_err(serde::de::Error::custom)
             }
         }
@@ -296,7 +296,10 @@ pub struct RedirectUrl(String);
 
 impl RedirectUrl {
     /// Parses a redirect URL; `field` names it in the error (`approval_url`, …).
-    pub fn parse_for(field: &'static str, value: impl Into<String>) -> Result<Self, ValidationError> {
+    pub fn parse_for(
+        field: &'static str,
+        value: impl Into<String>,
+    ) -> Result<Self, ValidationError> {
         let value = value.into();
         let len = value.chars().count();
         if len > 255 {
@@ -308,7 +311,10 @@ impl RedirectUrl {
         match url::Url::parse(&value) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(Self(value)),
             Ok(_) => Err(ValidationError::new(field, "must be an http or https URL")),
-            Err(e) => Err(ValidationError::new(field, format!("is not a valid URL: {e}"))),
+            Err(e) => Err(ValidationError::new(
+                field,
+                format!("is not a valid URL: {e}"),
+            )),
         }
     }
     /// Parses a redirect URL, naming it `url` in errors.

@@ -121,8 +121,8 @@ pub use ids::{
 };
 pub use money::{Amount, AmountBreakdown, default_vat};
 pub use order::{OrderRequest, OrderResponse};
-pub use ready::{ReadyRequest, ReadyRequestBuilder};
 pub use ready::ReadyResponse;
+pub use ready::{ReadyRequest, ReadyRequestBuilder};
 pub use subscription::{
     SidRequest, SubscriptionInactiveResponse, SubscriptionRequest, SubscriptionStatusResponse,
 };

@@ -26,9 +26,15 @@ impl Amount {
     /// Like [`Amount::new`], naming the field in the error.
     pub fn new_for(field: &'static str, won: i64) -> Result<Self, ValidationError> {
         if won < 0 {
-            Err(ValidationError::new(field, format!("must not be negative, got {won}")))
+            Err(ValidationError::new(
+                field,
+                format!("must not be negative, got {won}"),
+            ))
         } else if won > Self::MAX.0 {
-            Err(ValidationError::new(field, format!("must be at most {}, got {won}", Self::MAX.0)))
+            Err(ValidationError::new(
+                field,
+                format!("must be at most {}, got {won}", Self::MAX.0),
+            ))
         } else {
             Ok(Self(won))
         }
@@ -41,7 +47,9 @@ impl Amount {
 
     /// `self + other`, or `None` past [`Amount::MAX`].
     pub fn checked_add(self, other: Amount) -> Option<Amount> {
-        Some(self.0 + other.0).filter(|s| *s <= Self::MAX.0).map(Amount)
+        Some(self.0 + other.0)
+            .filter(|s| *s <= Self::MAX.0)
+            .map(Amount)
     }
 
     /// `self - other`, or `None` if that would be negative.
@@ -61,7 +69,7 @@ impl fmt::Display for Amount {
         let digits = self.0.to_string();
         let mut out = String::with_capacity(digits.len() + 4);
         for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
@@ -142,11 +150,18 @@ mod tests {
         for total in 0..5000 {
             let exact = total as f64 / 11.0;
             let expected = (exact + 0.5).floor() as i64;
-            assert_eq!(default_vat(won(total), won(0)), Some(won(expected)), "total {total}");
+            assert_eq!(
+                default_vat(won(total), won(0)),
+                Some(won(expected)),
+                "total {total}"
+            );
         }
         assert_eq!(default_vat(won(1_100_000), won(0)), Some(won(100_000)));
         assert_eq!(default_vat(won(2200), won(1100)), Some(won(100)));
-        assert_eq!(default_vat(Amount::MAX, won(0)).map(Amount::won), Some(909_090_909_091));
+        assert_eq!(
+            default_vat(Amount::MAX, won(0)).map(Amount::won),
+            Some(909_090_909_091)
+        );
     }
 
     #[test]

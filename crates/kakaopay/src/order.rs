@@ -23,7 +23,11 @@ pub struct OrderRequest {
 impl OrderRequest {
     /// A lookup of `tid`.
     pub fn new(cid: Cid, tid: Tid) -> Self {
-        Self { cid, cid_secret: None, tid }
+        Self {
+            cid,
+            cid_secret: None,
+            tid,
+        }
     }
 }
 

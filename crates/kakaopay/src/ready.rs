@@ -85,42 +85,56 @@ impl ReadyRequest {
 
     /// The VAT KakaoPay will record: `vat_amount`, or the default rule.
     pub fn effective_vat(&self) -> Option<Amount> {
-        self.vat_amount.or_else(|| default_vat(self.total_amount, self.tax_free_amount))
+        self.vat_amount
+            .or_else(|| default_vat(self.total_amount, self.tax_free_amount))
     }
 
     /// Cross-field checks that the field types alone cannot express.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        let taxable = self.total_amount.checked_sub(self.tax_free_amount).ok_or_else(|| {
-            ValidationError::new("tax_free_amount", "must not exceed total_amount")
-        })?;
-        if let Some(vat) = self.vat_amount {
-            if vat > taxable {
-                return Err(ValidationError::new(
-                    "vat_amount",
-                    "must not exceed total_amount minus tax_free_amount",
-                ));
-            }
+        let taxable = self
+            .total_amount
+            .checked_sub(self.tax_free_amount)
+            .ok_or_else(|| {
+                ValidationError::new("tax_free_amount", "must not exceed total_amount")
+            })?;
+        if self.vat_amount.is_some_and(|vat| vat > taxable) {
+            return Err(ValidationError::new(
+                "vat_amount",
+                "must not exceed total_amount minus tax_free_amount",
+            ));
         }
-        if let Some(deposit) = self.green_deposit {
-            if deposit > self.total_amount {
-                return Err(ValidationError::new("green_deposit", "must not exceed total_amount"));
-            }
+        if self.green_deposit.is_some_and(|d| d > self.total_amount) {
+            return Err(ValidationError::new(
+                "green_deposit",
+                "must not exceed total_amount",
+            ));
         }
         if let Some(PaymentMethodType::Unknown(_)) = &self.payment_method_type {
-            return Err(ValidationError::new("payment_method_type", "must be CARD or MONEY"));
+            return Err(ValidationError::new(
+                "payment_method_type",
+                "must be CARD or MONEY",
+            ));
         }
-        if let Some(cards) = &self.available_cards {
-            if cards.iter().any(|c| c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric())) {
-                return Err(ValidationError::new(
-                    "available_cards",
-                    "must list card company codes such as KB or BC",
-                ));
-            }
+        let bad_card = |c: &String| c.is_empty() || !c.bytes().all(|b| b.is_ascii_alphanumeric());
+        if self
+            .available_cards
+            .as_ref()
+            .is_some_and(|cards| cards.iter().any(bad_card))
+        {
+            return Err(ValidationError::new(
+                "available_cards",
+                "must list card company codes such as KB or BC",
+            ));
         }
-        if let Some(url) = &self.redirect_scheme_url {
-            if url.chars().count() > 255 {
-                return Err(ValidationError::new("redirect_scheme_url", "must be at most 255 characters"));
-            }
+        if self
+            .redirect_scheme_url
+            .as_ref()
+            .is_some_and(|u| u.chars().count() > 255)
+        {
+            return Err(ValidationError::new(
+                "redirect_scheme_url",
+                "must be at most 255 characters",
+            ));
         }
         Ok(())
     }
@@ -215,17 +229,33 @@ impl ReadyRequestBuilder {
         let req = ReadyRequest {
             cid: Cid::parse(required("cid", self.cid)?)?,
             cid_secret: self.cid_secret.map(CidSecret::parse).transpose()?,
-            partner_order_id: PartnerOrderId::parse(required("partner_order_id", self.partner_order_id)?)?,
-            partner_user_id: PartnerUserId::parse(required("partner_user_id", self.partner_user_id)?)?,
+            partner_order_id: PartnerOrderId::parse(required(
+                "partner_order_id",
+                self.partner_order_id,
+            )?)?,
+            partner_user_id: PartnerUserId::parse(required(
+                "partner_user_id",
+                self.partner_user_id,
+            )?)?,
             item_name: ItemName::parse(required("item_name", self.item_name)?)?,
             item_code: self.item_code.map(ItemCode::parse).transpose()?,
             quantity: Quantity::new(required("quantity", self.quantity)?)?,
-            total_amount: Amount::new_for("total_amount", required("total_amount", self.total_amount)?)?,
-            tax_free_amount: amount("tax_free_amount", self.tax_free_amount)?.unwrap_or(Amount::ZERO),
+            total_amount: Amount::new_for(
+                "total_amount",
+                required("total_amount", self.total_amount)?,
+            )?,
+            tax_free_amount: amount("tax_free_amount", self.tax_free_amount)?
+                .unwrap_or(Amount::ZERO),
             vat_amount: amount("vat_amount", self.vat_amount)?,
             green_deposit: amount("green_deposit", self.green_deposit)?,
-            approval_url: RedirectUrl::parse_for("approval_url", required("approval_url", self.approval_url)?)?,
-            cancel_url: RedirectUrl::parse_for("cancel_url", required("cancel_url", self.cancel_url)?)?,
+            approval_url: RedirectUrl::parse_for(
+                "approval_url",
+                required("approval_url", self.approval_url)?,
+            )?,
+            cancel_url: RedirectUrl::parse_for(
+                "cancel_url",
+                required("cancel_url", self.cancel_url)?,
+            )?,
             fail_url: RedirectUrl::parse_for("fail_url", required("fail_url", self.fail_url)?)?,
             available_cards: self.available_cards,
             payment_method_type: self.payment_method_type,
@@ -263,6 +293,10 @@ pub struct ReadyResponse {
     #[serde(default)]
     pub created_at: Option<KstDateTime>,
     /// Undocumented, seen in legacy answers.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "opt_bool")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_bool"
+    )]
     pub tms_result: Option<bool>,
 }

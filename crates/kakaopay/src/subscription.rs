@@ -94,9 +94,12 @@ impl SubscriptionRequest {
 
     /// Cross-field checks, as for ready.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        let taxable = self.total_amount.checked_sub(self.tax_free_amount).ok_or_else(|| {
-            ValidationError::new("tax_free_amount", "must not exceed total_amount")
-        })?;
+        let taxable = self
+            .total_amount
+            .checked_sub(self.tax_free_amount)
+            .ok_or_else(|| {
+                ValidationError::new("tax_free_amount", "must not exceed total_amount")
+            })?;
         if self.vat_amount.is_some_and(|v| v > taxable) {
             return Err(ValidationError::new(
                 "vat_amount",
@@ -104,7 +107,10 @@ impl SubscriptionRequest {
             ));
         }
         if self.green_deposit.is_some_and(|d| d > self.total_amount) {
-            return Err(ValidationError::new("green_deposit", "must not exceed total_amount"));
+            return Err(ValidationError::new(
+                "green_deposit",
+                "must not exceed total_amount",
+            ));
         }
         Ok(())
     }
@@ -125,7 +131,11 @@ pub struct SidRequest {
 impl SidRequest {
     /// Names `sid` under `cid`.
     pub fn new(cid: Cid, sid: Sid) -> Self {
-        Self { cid, cid_secret: None, sid }
+        Self {
+            cid,
+            cid_secret: None,
+            sid,
+        }
     }
 }
 

@@ -75,7 +75,9 @@ where
         Some(serde_json::Value::String(s)) => serde_json::from_str(&s)
             .map(Some)
             .map_err(|e| de::Error::custom(format!("not a valid JSON document: {e}"))),
-        Some(v) => serde_json::from_value(v).map(Some).map_err(de::Error::custom),
+        Some(v) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(de::Error::custom),
     }
 }
 

@@ -36,7 +36,9 @@ pub struct SandboxBench {
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     /// Load goes to loopback only.
-    #[error("--url {0:?} is not a loopback http URL (127.0.0.0/8, localhost or [::1]); load tests stay on this machine")]
+    #[error(
+        "--url {0:?} is not a loopback http URL (127.0.0.0/8, localhost or [::1]); load tests stay on this machine"
+    )]
     NotLoopback(String),
     /// The client could not be built.
     #[error("{0}")]
@@ -81,13 +83,19 @@ async fn sandbox(args: SandboxBench) -> Result<(), Box<dyn std::error::Error>> {
         return Err(BenchError::NotLoopback(args.url).into());
     }
     let base = args.url.trim_end_matches('/').to_owned();
-    let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(2048).build()?;
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(2048)
+        .build()?;
     let credentials = if args.api == "legacy" {
         Credentials::admin_key("bench-admin-key")
     } else {
         Credentials::dev_secret_key("DEVBENCH00000000000000000000000000000000")
     };
-    let client = Client::builder(credentials).base_url(&base).http_client(http.clone()).build()?;
+    let client = Client::builder(credentials)
+        .base_url(&base)
+        .http_client(http.clone())
+        .build()?;
     let shared = Arc::new(Shared {
         client,
         http,
@@ -126,9 +134,19 @@ async fn sandbox(args: SandboxBench) -> Result<(), Box<dyn std::error::Error>> {
     };
     let flows = shared.flows.load(Ordering::Relaxed);
     let failures = shared.failures.load(Ordering::Relaxed);
-    println!("kpay bench sandbox: {} API, {} concurrent flows, {:.1} s measured", args.api, args.concurrency, elapsed);
-    println!("  payment flows completed : {flows} ({:.0}/s)", flows as f64 / elapsed);
-    println!("  HTTP requests           : {} ({:.0}/s)", latencies.len(), latencies.len() as f64 / elapsed);
+    println!(
+        "kpay bench sandbox: {} API, {} concurrent flows, {:.1} s measured",
+        args.api, args.concurrency, elapsed
+    );
+    println!(
+        "  payment flows completed : {flows} ({:.0}/s)",
+        flows as f64 / elapsed
+    );
+    println!(
+        "  HTTP requests           : {} ({:.0}/s)",
+        latencies.len(),
+        latencies.len() as f64 / elapsed
+    );
     println!(
         "  request latency ms      : p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
         pct(0.50),
@@ -138,7 +156,12 @@ async fn sandbox(args: SandboxBench) -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("  failed flows            : {failures}");
     if failures > 0 {
-        let first = shared.first_error.lock().ok().and_then(|g| g.clone()).unwrap_or_default();
+        let first = shared
+            .first_error
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .unwrap_or_default();
         return Err(BenchError::Failures(failures, first).into());
     }
     Ok(())
@@ -195,7 +218,10 @@ async fn flow(shared: &Shared, worker: u64, n: u64, times: &mut [u32; 3]) -> Res
     let t = Instant::now();
     let resp = shared
         .http
-        .post(format!("{}/test/v1/payments/{}/authorize", shared.base, ready.tid))
+        .post(format!(
+            "{}/test/v1/payments/{}/authorize",
+            shared.base, ready.tid
+        ))
         .send()
         .await
         .map_err(|e| e.to_string())?;
@@ -205,7 +231,9 @@ async fn flow(shared: &Shared, worker: u64, n: u64, times: &mut [u32; 3]) -> Res
     if !status.is_success() {
         return Err(format!("authorize answered {status}: {body}"));
     }
-    let token = body["pg_token"].as_str().ok_or("authorize answered no pg_token")?;
+    let token = body["pg_token"]
+        .as_str()
+        .ok_or("authorize answered no pg_token")?;
     let pg_token = PgToken::parse(token).map_err(|e| e.to_string())?;
 
     let approve = ApproveRequest::new(
@@ -216,7 +244,11 @@ async fn flow(shared: &Shared, worker: u64, n: u64, times: &mut [u32; 3]) -> Res
         pg_token,
     );
     let t = Instant::now();
-    shared.client.approve(&approve).await.map_err(|e| e.to_string())?;
+    shared
+        .client
+        .approve(&approve)
+        .await
+        .map_err(|e| e.to_string())?;
     times[2] = micros(t);
     Ok(())
 }

@@ -14,10 +14,18 @@ pub struct Args {
     #[arg(long, env = "KPAY_SANDBOX_PUBLIC_URL")]
     public_url: Option<String>,
     /// Accepted current-generation secret key (repeatable). None given: any non-empty key.
-    #[arg(long = "secret-key", env = "KPAY_SANDBOX_SECRET_KEYS", value_delimiter = ',')]
+    #[arg(
+        long = "secret-key",
+        env = "KPAY_SANDBOX_SECRET_KEYS",
+        value_delimiter = ','
+    )]
     secret_keys: Vec<String>,
     /// Accepted legacy admin key (repeatable). None given: any non-empty key.
-    #[arg(long = "admin-key", env = "KPAY_SANDBOX_ADMIN_KEYS", value_delimiter = ',')]
+    #[arg(
+        long = "admin-key",
+        env = "KPAY_SANDBOX_ADMIN_KEYS",
+        value_delimiter = ','
+    )]
     admin_keys: Vec<String>,
     /// Seconds settled payments (paid, cancelled, failed, expired) are kept before eviction.
     #[arg(long, env = "KPAY_SANDBOX_RETENTION", default_value_t = 3600)]
@@ -45,28 +53,48 @@ pub enum SandboxRunError {
 
 /// Runs until SIGINT/SIGTERM, then finishes in-flight requests.
 pub async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", args.listen));
     match url_ok(&public_url) {
         true => {}
         false => return Err(SandboxRunError::PublicUrl(public_url).into()),
     }
     let config = SandboxConfig {
         public_url: public_url.clone(),
-        secret_keys: args.secret_keys.iter().filter(|k| !k.is_empty()).cloned().collect(),
-        admin_keys: args.admin_keys.iter().filter(|k| !k.is_empty()).cloned().collect(),
+        secret_keys: args
+            .secret_keys
+            .iter()
+            .filter(|k| !k.is_empty())
+            .cloned()
+            .collect(),
+        admin_keys: args
+            .admin_keys
+            .iter()
+            .filter(|k| !k.is_empty())
+            .cloned()
+            .collect(),
         retention: Duration::from_secs(args.retention.max(1)),
         ..SandboxConfig::default()
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|source| SandboxRunError::Bind { addr: args.listen, source })?;
+        .map_err(|source| SandboxRunError::Bind {
+            addr: args.listen,
+            source,
+        })?;
     let sandbox = Sandbox::new(config);
     let _eviction = sandbox.start_eviction();
     let app = kakaopay_sandbox::router(sandbox);
     println!("kpay sandbox listening on http://{}", args.listen);
-    println!("  current API : {public_url}/online/v1/payment/{{ready,approve,cancel,order,subscription}}");
+    println!(
+        "  current API : {public_url}/online/v1/payment/{{ready,approve,cancel,order,subscription}}"
+    );
     println!("  legacy API  : {public_url}/v1/payment/{{ready,approve,cancel,order,subscription}}");
-    println!("  test helpers: {public_url}/test/v1/{{payments/{{tid}}/authorize,clock/advance,faults}}");
+    println!(
+        "  test helpers: {public_url}/test/v1/{{payments/{{tid}}/authorize,clock/advance,faults}}"
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
