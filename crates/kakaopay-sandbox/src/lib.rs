@@ -14,6 +14,8 @@
 //! generations, [`pages`] renders the buyer's pages, [`helpers`] is the `/test/v1` control surface,
 //! [`faults`] and [`clock`] are the knobs, [`state`] holds payments in sharded maps.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod clock;
 pub mod engine;

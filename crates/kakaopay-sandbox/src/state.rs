@@ -26,32 +26,55 @@ pub struct Action {
 /// A payment (one TID) as KakaoPay would hold it.
 #[derive(Clone, Debug)]
 pub struct Payment {
+    /// The payment id.
     pub tid: String,
+    /// Merchant code.
     pub cid: Cid,
+    /// Path segment of its payment pages (empty for subscription charges).
     pub page_token: String,
+    /// Where it stands.
     pub status: OrderStatus,
+    /// The merchant's order id.
     pub partner_order_id: PartnerOrderId,
+    /// The merchant's user id.
     pub partner_user_id: PartnerUserId,
+    /// Item name.
     pub item_name: String,
+    /// Item code.
     pub item_code: Option<String>,
+    /// Item count.
     pub quantity: u32,
+    /// The amounts of ready.
     pub amount: AmountBreakdown,
+    /// Refunded so far.
     pub canceled: AmountBreakdown,
+    /// When ready was called.
     pub created_at: DateTime<Utc>,
+    /// When an unpaid payment expires.
     pub expires_at: DateTime<Utc>,
+    /// When it was approved.
     pub approved_at: Option<DateTime<Utc>>,
+    /// When it was last cancelled.
     pub canceled_at: Option<DateTime<Utc>>,
+    /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Success redirect.
     pub approval_url: String,
+    /// Buyer-quit redirect.
     pub cancel_url: String,
+    /// Failure redirect.
     pub fail_url: String,
     /// Method restriction from ready.
     pub allowed_method: Option<PaymentMethodType>,
     /// Method the buyer chose.
     pub method: Option<PaymentMethodType>,
+    /// Installment months chosen at ready.
     pub install_month: u8,
+    /// The token issued at authentication.
     pub pg_token: Option<String>,
+    /// SID issued by (or charged in) this payment.
     pub sid: Option<String>,
+    /// History, oldest first.
     pub actions: Vec<Action>,
     /// An approve or cancel is being processed (a delayed one): duplicates get -785.
     pub in_flight: bool,
@@ -146,22 +169,34 @@ impl Payment {
 /// A subscription (SID).
 #[derive(Clone, Debug)]
 pub struct Subscription {
+    /// SID issued by (or charged in) this payment.
     pub sid: String,
+    /// Merchant code.
     pub cid: Cid,
+    /// The merchant's user id.
     pub partner_user_id: PartnerUserId,
+    /// How the first payment was made.
     pub method: PaymentMethodType,
+    /// Item name.
     pub item_name: String,
+    /// When the SID was issued.
     pub created_at: DateTime<Utc>,
+    /// Last successful charge.
     pub last_approved_at: Option<DateTime<Utc>>,
+    /// When it was inactivated.
     pub inactivated_at: Option<DateTime<Utc>>,
+    /// Charges so far.
     pub charges: u32,
 }
 
 /// All state.
 #[derive(Debug, Default)]
 pub struct Store {
+    /// Payments by TID.
     pub payments: DashMap<String, Payment>,
+    /// Page token to TID.
     pub pages: DashMap<String, String>,
+    /// Subscriptions by SID.
     pub subscriptions: DashMap<String, Subscription>,
 }
 

@@ -283,6 +283,32 @@ impl Client {
     }
 
     /// Creates a payment. Store the returned TID with this order before redirecting the buyer.
+    ///
+    /// ```
+    /// use kakaopay::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sandbox = kakaopay_sandbox::spawn(Default::default()).await?;
+    /// # let client = Client::builder(Credentials::secret_key("DEV0123456789ABCDEF0123456789ABCDEF01234")).base_url(sandbox.base_url()).build()?;
+    /// let ready = client
+    ///     .ready(
+    ///         &ReadyRequest::builder()
+    ///             .cid("TC0ONETIME")
+    ///             .partner_order_id("o-1")
+    ///             .partner_user_id("u-1")
+    ///             .item_name("초코파이")
+    ///             .quantity(1)
+    ///             .total_amount(2200)
+    ///             .approval_url("https://shop.example/ok")
+    ///             .cancel_url("https://shop.example/cancel")
+    ///             .fail_url("https://shop.example/fail")
+    ///             .build()?,
+    ///     )
+    ///     .await?;
+    /// // Send a desktop browser here (a QR code page); phones go to next_redirect_mobile_url.
+    /// assert!(ready.next_redirect_pc_url.is_some());
+    /// # Ok(()) }
+    /// ```
     pub async fn ready(&self, req: &ReadyRequest) -> Result<ReadyResponse, Error> {
         req.validate()?;
         let ctx = CallContext {
@@ -294,6 +320,28 @@ impl Client {
 
     /// Approves an authenticated payment. Never retried automatically: when
     /// [`Error::may_have_applied`] is true, look the order up instead of failing the payment.
+    ///
+    /// ```
+    /// use kakaopay::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sandbox = kakaopay_sandbox::spawn(Default::default()).await?;
+    /// # let client = Client::builder(Credentials::secret_key("DEV0123456789ABCDEF0123456789ABCDEF01234")).base_url(sandbox.base_url()).build()?;
+    /// # let ready = client.ready(&ReadyRequest::builder().cid("TC0ONETIME").partner_order_id("o-1").partner_user_id("u-1")
+    /// #     .item_name("초코파이").quantity(1).total_amount(2200).approval_url("https://shop.example/ok")
+    /// #     .cancel_url("https://shop.example/cancel").fail_url("https://shop.example/fail").build()?).await?;
+    /// // The pg_token arrives on approval_url; here the sandbox's helper plays the buyer.
+    /// let pg_token = PgToken::parse(sandbox.authorize(ready.tid.as_str())?)?;
+    /// let req = ApproveRequest::new("TC0ONETIME".parse()?, ready.tid.clone(), "o-1".parse()?, "u-1".parse()?, pg_token)
+    ///     .total_amount(Amount::new(2200)?); // KakaoPay checks it too
+    /// let paid = client.approve(&req).await?;
+    /// assert_eq!(paid.amount.total, Amount::new(2200)?);
+    /// // Approving twice is refused (-702), and that error "may have applied": it did, the first time.
+    /// let again = client.approve(&req).await.unwrap_err();
+    /// assert_eq!(again.code(), Some(ErrorCode::AlreadyApproved));
+    /// assert!(again.may_have_applied());
+    /// # Ok(()) }
+    /// ```
     pub async fn approve(&self, req: &ApproveRequest) -> Result<ApproveResponse, Error> {
         let ctx = CallContext {
             tid: Some(req.tid.as_str()),
@@ -303,6 +351,28 @@ impl Client {
     }
 
     /// Refunds all or part of a payment. Never retried automatically.
+    ///
+    /// ```
+    /// use kakaopay::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sandbox = kakaopay_sandbox::spawn(Default::default()).await?;
+    /// # let client = Client::builder(Credentials::secret_key("DEV0123456789ABCDEF0123456789ABCDEF01234")).base_url(sandbox.base_url()).build()?;
+    /// # let ready = client.ready(&ReadyRequest::builder().cid("TC0ONETIME").partner_order_id("o-1").partner_user_id("u-1")
+    /// #     .item_name("초코파이").quantity(1).total_amount(2200).approval_url("https://shop.example/ok")
+    /// #     .cancel_url("https://shop.example/cancel").fail_url("https://shop.example/fail").build()?).await?;
+    /// # let pg_token = PgToken::parse(sandbox.authorize(ready.tid.as_str())?)?;
+    /// # client.approve(&ApproveRequest::new("TC0ONETIME".parse()?, ready.tid.clone(), "o-1".parse()?, "u-1".parse()?, pg_token)).await?;
+    /// let cid: Cid = "TC0ONETIME".parse()?;
+    /// let part = CancelRequest::new(cid.clone(), ready.tid.clone(), Amount::new(1000)?, Amount::ZERO)
+    ///     .expect_available(Amount::new(2200)?);
+    /// assert_eq!(client.cancel(&part).await?.status, OrderStatus::PartCancelPayment);
+    /// let too_much = CancelRequest::new(cid.clone(), ready.tid.clone(), Amount::new(1201)?, Amount::ZERO);
+    /// assert_eq!(client.cancel(&too_much).await.unwrap_err().code(), Some(ErrorCode::CancelAmountExceedsAvailable));
+    /// let rest = CancelRequest::new(cid, ready.tid.clone(), Amount::new(1200)?, Amount::ZERO);
+    /// assert_eq!(client.cancel(&rest).await?.status, OrderStatus::CancelPayment);
+    /// # Ok(()) }
+    /// ```
     pub async fn cancel(&self, req: &CancelRequest) -> Result<CancelResponse, Error> {
         req.validate()?;
         let ctx = CallContext {
@@ -313,6 +383,22 @@ impl Client {
     }
 
     /// Looks an order up: status, amounts and history. Retried with backoff on transient failures.
+    ///
+    /// ```
+    /// use kakaopay::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sandbox = kakaopay_sandbox::spawn(Default::default()).await?;
+    /// # let client = Client::builder(Credentials::secret_key("DEV0123456789ABCDEF0123456789ABCDEF01234")).base_url(sandbox.base_url()).build()?;
+    /// # let ready = client.ready(&ReadyRequest::builder().cid("TC0ONETIME").partner_order_id("o-1").partner_user_id("u-1")
+    /// #     .item_name("초코파이").quantity(1).total_amount(2200).approval_url("https://shop.example/ok")
+    /// #     .cancel_url("https://shop.example/cancel").fail_url("https://shop.example/fail").build()?).await?;
+    /// let order = client.order(&OrderRequest::new("TC0ONETIME".parse()?, ready.tid.clone())).await?;
+    /// assert_eq!(order.status, OrderStatus::Ready);
+    /// assert!(order.status.is_pending());
+    /// assert_eq!(order.amount.map(|a| a.total), Some(Amount::new(2200)?));
+    /// # Ok(()) }
+    /// ```
     pub async fn order(&self, req: &OrderRequest) -> Result<OrderResponse, Error> {
         let ctx = CallContext {
             tid: Some(req.tid.as_str()),
@@ -322,6 +408,29 @@ impl Client {
     }
 
     /// Charges a subscription (SID) without the buyer. Never retried automatically.
+    ///
+    /// ```
+    /// use kakaopay::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sandbox = kakaopay_sandbox::spawn(Default::default()).await?;
+    /// # let client = Client::builder(Credentials::secret_key("DEV0123456789ABCDEF0123456789ABCDEF01234")).base_url(sandbox.base_url()).build()?;
+    /// // The first payment, with a subscription CID, issues the SID.
+    /// let ready = client.ready(&ReadyRequest::builder().cid("TCSUBSCRIP").partner_order_id("sub-1")
+    ///     .partner_user_id("member-7").item_name("월간 구독").quantity(1).total_amount(9900)
+    ///     .approval_url("https://shop.example/ok").cancel_url("https://shop.example/cancel")
+    ///     .fail_url("https://shop.example/fail").build()?).await?;
+    /// let pg_token = PgToken::parse(sandbox.authorize(ready.tid.as_str())?)?;
+    /// let first = client.approve(&ApproveRequest::new("TCSUBSCRIP".parse()?, ready.tid, "sub-1".parse()?, "member-7".parse()?, pg_token)).await?;
+    /// let sid = first.sid.expect("subscription CIDs issue a SID");
+    ///
+    /// // Next month, without the buyer:
+    /// let charge = SubscriptionRequest::new("TCSUBSCRIP".parse()?, sid, "sub-2".parse()?, "member-7".parse()?, Quantity::new(1)?, Amount::new(9900)?)
+    ///     .item_name("월간 구독 2월".parse()?);
+    /// let paid = client.subscription(&charge).await?;
+    /// assert_eq!(paid.amount.vat, Amount::new(900)?);
+    /// # Ok(()) }
+    /// ```
     pub async fn subscription(&self, req: &SubscriptionRequest) -> Result<ApproveResponse, Error> {
         req.validate()?;
         let ctx = CallContext {
@@ -332,6 +441,24 @@ impl Client {
     }
 
     /// Inactivates a subscription; later charges fail with `-751`.
+    ///
+    /// ```
+    /// use kakaopay::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sandbox = kakaopay_sandbox::spawn(Default::default()).await?;
+    /// # let client = Client::builder(Credentials::secret_key("DEV0123456789ABCDEF0123456789ABCDEF01234")).base_url(sandbox.base_url()).build()?;
+    /// # let ready = client.ready(&ReadyRequest::builder().cid("TCSUBSCRIP").partner_order_id("s").partner_user_id("m")
+    /// #     .item_name("구독").quantity(1).total_amount(0).approval_url("https://shop.example/ok")
+    /// #     .cancel_url("https://shop.example/c").fail_url("https://shop.example/f").build()?).await?;
+    /// # let pg_token = PgToken::parse(sandbox.authorize(ready.tid.as_str())?)?;
+    /// # let sid = client.approve(&ApproveRequest::new("TCSUBSCRIP".parse()?, ready.tid, "s".parse()?, "m".parse()?, pg_token)).await?.sid.unwrap();
+    /// let gone = client.inactivate_subscription(&SidRequest::new("TCSUBSCRIP".parse()?, sid.clone())).await?;
+    /// assert_eq!(gone.status, SubscriptionStatus::Inactive);
+    /// let status = client.subscription_status(&SidRequest::new("TCSUBSCRIP".parse()?, sid)).await?;
+    /// assert_eq!(status.available, Some(false));
+    /// # Ok(()) }
+    /// ```
     pub async fn inactivate_subscription(
         &self,
         req: &SidRequest,
@@ -341,6 +468,22 @@ impl Client {
     }
 
     /// Reads a subscription's status. Retried with backoff on transient failures.
+    ///
+    /// ```
+    /// use kakaopay::*;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let sandbox = kakaopay_sandbox::spawn(Default::default()).await?;
+    /// # let client = Client::builder(Credentials::secret_key("DEV0123456789ABCDEF0123456789ABCDEF01234")).base_url(sandbox.base_url()).build()?;
+    /// # let ready = client.ready(&ReadyRequest::builder().cid("TCSUBSCRIP").partner_order_id("s").partner_user_id("m")
+    /// #     .item_name("구독").quantity(1).total_amount(0).approval_url("https://shop.example/ok")
+    /// #     .cancel_url("https://shop.example/c").fail_url("https://shop.example/f").build()?).await?;
+    /// # let pg_token = PgToken::parse(sandbox.authorize(ready.tid.as_str())?)?;
+    /// # let sid = client.approve(&ApproveRequest::new("TCSUBSCRIP".parse()?, ready.tid, "s".parse()?, "m".parse()?, pg_token)).await?.sid.unwrap();
+    /// let status = client.subscription_status(&SidRequest::new("TCSUBSCRIP".parse()?, sid)).await?;
+    /// assert_eq!(status.status, SubscriptionStatus::Active);
+    /// # Ok(()) }
+    /// ```
     pub async fn subscription_status(
         &self,
         req: &SidRequest,

@@ -95,6 +95,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 mod approve;
 mod cancel;
 mod client;
