@@ -1,0 +1,111 @@
+//! Configuration, read once at start (flags and environment, parsed by the `kpay` binary) and
+//! printed redacted.
+
+use kakaopay::{Cid, Generation};
+use secrecy::SecretString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `kpay serve` needs.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// Address to listen on (`127.0.0.1:8080`).
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…`; `None`: SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// Where the SQLite file and the generated API key live (`./kpay-data`).
+    pub data_dir: PathBuf,
+    /// KakaoPay base URL; `None` with no key: the built-in sandbox.
+    pub kakaopay_url: Option<String>,
+    /// Which API generation to speak.
+    pub kakaopay_api: Generation,
+    /// Current-generation secret key.
+    pub secret_key: Option<SecretString>,
+    /// Legacy admin key.
+    pub admin_key: Option<SecretString>,
+    /// Merchant code.
+    pub cid: Cid,
+    /// The merchant API key; `None`: generated on first start and kept in the data directory.
+    pub api_key: Option<SecretString>,
+    /// The base browsers reach (`http://<listen>`).
+    pub public_url: Option<String>,
+    /// How often the reconciler looks for due payments.
+    pub reconcile_interval: Duration,
+    /// How long after an unclear approve or cancel a lookup that shows "not applied" is believed
+    /// (must exceed the KakaoPay call timeout, so no request can still be in flight).
+    pub unknown_grace: Duration,
+    /// Timeout of one KakaoPay call.
+    pub kakaopay_timeout: Duration,
+    /// Password for the admin dashboard; `None`: the API key logs in.
+    pub admin_password: Option<SecretString>,
+    /// How long shutdown waits for in-flight work.
+    pub shutdown_timeout: Duration,
+    /// Whether to serve the demo shop at `/`.
+    pub demo_shop: bool,
+}
+
+impl ServerConfig {
+    /// The defaults of `kpay serve` with nothing configured.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            database_url: None,
+            data_dir: PathBuf::from("kpay-data"),
+            kakaopay_url: None,
+            kakaopay_api: Generation::Open,
+            secret_key: None,
+            admin_key: None,
+            cid: Cid::parse("TC0ONETIME").unwrap_or_else(|_| unreachable!("a valid CID literal")),
+            api_key: None,
+            public_url: None,
+            reconcile_interval: Duration::from_secs(5),
+            unknown_grace: Duration::from_secs(20),
+            kakaopay_timeout: Duration::from_secs(15),
+            admin_password: None,
+            shutdown_timeout: Duration::from_secs(20),
+            demo_shop: true,
+        }
+    }
+
+    /// Whether the built-in sandbox serves as KakaoPay.
+    pub fn uses_builtin_sandbox(&self) -> bool {
+        self.kakaopay_url.is_none() && self.secret_key.is_none() && self.admin_key.is_none()
+    }
+}
+
+fn redacted(s: &Option<SecretString>) -> &'static str {
+    if s.is_some() { "<set>" } else { "<unset>" }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("data_dir", &self.data_dir)
+            .field("kakaopay_url", &self.kakaopay_url)
+            .field("kakaopay_api", &self.kakaopay_api)
+            .field("secret_key", &redacted(&self.secret_key))
+            .field("admin_key", &redacted(&self.admin_key))
+            .field("cid", &self.cid.as_str())
+            .field("api_key", &redacted(&self.api_key))
+            .field("public_url", &self.public_url)
+            .field("reconcile_interval", &self.reconcile_interval)
+            .field("unknown_grace", &self.unknown_grace)
+            .field("admin_password", &redacted(&self.admin_password))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL with its password hidden.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,149 @@
+//! Creating a payment: the server decides the amounts, calls ready, and keeps the TID with *this*
+//! payment. Nothing is stored when ready fails (KakaoPay issued no TID).
+
+use super::{ServiceError, Services, new_id, now_ms};
+use crate::domain::{Amounts, PaymentStatus};
+use crate::store::{NewEvent, PaymentRecord};
+use kakaopay::{ItemCode, ItemName, PartnerOrderId, PartnerUserId, Quantity, ReadyRequest};
+use serde::{Deserialize, Serialize};
+
+/// Which of ready's redirect URLs the buyer gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Desktop browsers: the page with the QR code.
+    #[default]
+    Pc,
+    /// Mobile browsers.
+    Mobile,
+    /// Native apps (webview).
+    App,
+}
+
+impl Channel {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pc => "pc",
+            Self::Mobile => "mobile",
+            Self::App => "app",
+        }
+    }
+}
+
+/// A validated payment to create.
+#[derive(Clone, Debug)]
+pub struct CreatePayment {
+    /// The buyer, in the merchant's terms (no personal data).
+    pub partner_user_id: PartnerUserId,
+    /// What is sold.
+    pub item_name: ItemName,
+    /// Item code.
+    pub item_code: Option<ItemCode>,
+    /// How many.
+    pub quantity: Quantity,
+    /// The amounts, decided by the server.
+    pub amounts: Amounts,
+    /// The merchant's order id; default: the payment id.
+    pub partner_order_id: Option<PartnerOrderId>,
+    /// Which redirect URL to hand out.
+    pub channel: Channel,
+    /// Where the buyer goes after the callbacks (with `payment_id` and `status` appended).
+    pub return_url: Option<String>,
+}
+
+impl Services {
+    /// Creates a payment and calls ready.
+    pub async fn create_payment(&self, input: CreatePayment) -> Result<PaymentRecord, ServiceError> {
+        let id = new_id("pay_");
+        let partner_order_id = match input.partner_order_id {
+            Some(o) => o,
+            None => PartnerOrderId::parse(id.clone()).map_err(|e| ServiceError::Invalid {
+                field: "partner_order_id",
+                message: e.reason().to_owned(),
+            })?,
+        };
+        let base = &self.settings.public_url;
+        let url = |step: &str| format!("{base}/pay/{id}/{step}");
+        let mut builder = ReadyRequest::builder()
+            .cid(self.kakaopay.cid().as_str())
+            .partner_order_id(partner_order_id.as_str())
+            .partner_user_id(input.partner_user_id.as_str())
+            .item_name(input.item_name.as_str())
+            .quantity(i64::from(input.quantity.get()))
+            .total_amount(input.amounts.total.won())
+            .tax_free_amount(input.amounts.tax_free.won())
+            .vat_amount(input.amounts.vat.won())
+            .approval_url(url("approve"))
+            .cancel_url(url("cancel"))
+            .fail_url(url("fail"));
+        if let Some(code) = &input.item_code {
+            builder = builder.item_code(code.as_str());
+        }
+        let request = builder.build().map_err(|e| ServiceError::Invalid {
+            field: e.field(),
+            message: e.reason().to_owned(),
+        })?;
+        let ready = self.kakaopay.ready(&request).await.map_err(|e| match e {
+            kakaopay::Error::Api { .. } | kakaopay::Error::Validation(_) => ServiceError::Refused(e),
+            other => ServiceError::Unavailable(other),
+        })?;
+        let redirect = match input.channel {
+            Channel::Pc => ready.next_redirect_pc_url.clone(),
+            Channel::Mobile => ready.next_redirect_mobile_url.clone(),
+            Channel::App => ready.next_redirect_app_url.clone(),
+        }
+        .or_else(|| ready.next_redirect_pc_url.clone())
+        .ok_or_else(|| ServiceError::Conflict {
+            code: "kakaopay_no_redirect",
+            message: "KakaoPay answered ready without a redirect URL".into(),
+        })?;
+        let now = now_ms();
+        let ttl = i64::try_from(self.settings.payment_ttl.as_millis()).unwrap_or(900_000);
+        let record = PaymentRecord {
+            id: id.clone(),
+            status: PaymentStatus::Ready.as_str().to_owned(),
+            cid: self.kakaopay.cid().as_str().to_owned(),
+            tid: ready.tid.as_str().to_owned(),
+            aid: None,
+            partner_order_id: partner_order_id.into_inner(),
+            partner_user_id: input.partner_user_id.into_inner(),
+            item_name: input.item_name.into_inner(),
+            item_code: input.item_code.map(ItemCode::into_inner),
+            quantity: i64::from(input.quantity.get()),
+            amount_total: input.amounts.total.won(),
+            amount_tax_free: input.amounts.tax_free.won(),
+            amount_vat: input.amounts.vat.won(),
+            amount_green_deposit: input.amounts.green_deposit.won(),
+            canceled_total: 0,
+            canceled_tax_free: 0,
+            canceled_vat: 0,
+            canceled_green_deposit: 0,
+            payment_method_type: None,
+            card_info: None,
+            channel: input.channel.as_str().to_owned(),
+            redirect_url: redirect,
+            redirect_pc_url: ready.next_redirect_pc_url,
+            redirect_mobile_url: ready.next_redirect_mobile_url,
+            redirect_app_url: ready.next_redirect_app_url,
+            return_url: input.return_url,
+            pg_token: None,
+            failure_code: None,
+            failure_message: None,
+            refund_in_flight: None,
+            created_at: now,
+            updated_at: now,
+            expires_at: now + ttl,
+            approve_started_at: None,
+            approved_at: None,
+            canceled_at: None,
+            // The reconciler looks once the 15 minutes are over, in case the buyer never returns.
+            next_check_at: Some(now + ttl + 5_000),
+        };
+        self.store
+            .insert_payment(&record, &NewEvent::cause("created").detail(format!("ready: tid {}", record.tid)))
+            .await?;
+        tracing::info!(payment = %record.id, tid = %record.tid, total = record.amount_total, "payment created");
+        Ok(record)
+    }
+}

@@ -1,0 +1,158 @@
+//! Use cases, one per function, in atomic phases: claim the step in the store (a conditional
+//! update), call KakaoPay outside any transaction, record the outcome. An unclear outcome is a
+//! state (`approving`, a pending refund), resolved by order lookups right away in the background
+//! and again by the reconciler until known.
+
+mod approve;
+mod create;
+mod refund;
+mod sync;
+
+pub use create::{Channel, CreatePayment};
+pub use refund::{RefundInput, RefundResult};
+pub use sync::SyncReport;
+
+use crate::domain::{AmountsError, PaymentStatus, RefundError, TransitionError};
+use crate::gateway::Gateway;
+use crate::store::{Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::task::TaskTracker;
+
+/// What the use cases need.
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// The ledger.
+    pub store: Store,
+    /// KakaoPay.
+    pub kakaopay: Gateway,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// Background work (lookups after unclear outcomes) that shutdown waits for.
+    pub tasks: TaskTracker,
+}
+
+/// Settings of the use cases.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Base URL browsers reach, for callback URLs.
+    pub public_url: String,
+    /// See [`crate::ServerConfig::unknown_grace`].
+    pub unknown_grace: Duration,
+    /// How long a ready stays payable.
+    pub payment_ttl: Duration,
+    /// This instance's name (leases, logs).
+    pub instance: String,
+}
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No such payment.
+    #[error("payment {0} not found")]
+    NotFound(String),
+    /// A field is invalid.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The payment is not in a state that allows this.
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// KakaoPay refused the request for good; nothing happened.
+    #[error("KakaoPay refused: {0}")]
+    Refused(kakaopay::Error),
+    /// KakaoPay could not be reached or answered unusably; nothing is known to have happened.
+    #[error("KakaoPay is unavailable: {0}")]
+    Unavailable(kakaopay::Error),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<RefundError> for ServiceError {
+    fn from(e: RefundError) -> Self {
+        let field = match e {
+            RefundError::TaxFreeTooLarge { .. } => "tax_free_amount",
+            RefundError::VatTooLarge { .. } => "vat_amount",
+            RefundError::FullRefundParts { field, .. } => field,
+            _ => "amount",
+        };
+        ServiceError::Invalid { field, message: e.to_string() }
+    }
+}
+
+impl From<AmountsError> for ServiceError {
+    fn from(e: AmountsError) -> Self {
+        let field = match e {
+            AmountsError::ZeroTotal => "total_amount",
+            AmountsError::TaxFreeAboveTotal => "tax_free_amount",
+            AmountsError::VatAboveTaxable => "vat_amount",
+        };
+        ServiceError::Invalid { field, message: e.to_string() }
+    }
+}
+
+impl From<TransitionError> for ServiceError {
+    fn from(e: TransitionError) -> Self {
+        ServiceError::Conflict { code: "invalid_state", message: e.to_string() }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A random id: `prefix` + 20 lower-case letters and digits.
+pub fn new_id(prefix: &str) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut rng = rand::rng();
+    let tail: String = (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    format!("{prefix}{tail}")
+}
+
+impl Services {
+    /// Loads a payment or fails with [`ServiceError::NotFound`].
+    pub async fn payment(&self, id: &str) -> Result<crate::store::PaymentRecord, ServiceError> {
+        self.store.payment(id).await?.ok_or_else(|| ServiceError::NotFound(id.to_owned()))
+    }
+
+    fn grace_ms(&self) -> i64 {
+        i64::try_from(self.settings.unknown_grace.as_millis()).unwrap_or(i64::MAX / 4)
+    }
+
+    /// Looks a payment up at KakaoPay in the background until its unclear step is resolved: soon
+    /// and often at first, then leaves it to the reconciler.
+    pub fn resolve_in_background(&self, id: String) {
+        let services = self.clone();
+        self.tasks.spawn(async move {
+            let mut waited = Duration::ZERO;
+            let mut step = Duration::from_millis(100);
+            while waited <= services.settings.unknown_grace + Duration::from_secs(2) {
+                tokio::time::sleep(step).await;
+                waited += step;
+                step = (step * 2).min(Duration::from_secs(4));
+                match services.sync(&id).await {
+                    Ok(report) if !report.still_unclear => return,
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(payment = %id, error = %e, "background lookup failed; will retry"),
+                }
+            }
+        });
+    }
+
+    /// Whether `status` is one whose truth lives at KakaoPay.
+    pub fn is_unclear(status: PaymentStatus, refund_in_flight: bool) -> bool {
+        status == PaymentStatus::Approving || refund_in_flight
+    }
+}

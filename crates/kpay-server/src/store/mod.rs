@@ -1,0 +1,864 @@
+//! Persistence: one store over two real backends, SQLite (embedded default: WAL, one writer
+//! connection, several readers) and PostgreSQL (several instances). Migrations run at start.
+//!
+//! Every state change is one conditional write plus one event row, atomically: on PostgreSQL a
+//! single statement (`WITH … UPDATE … RETURNING` feeding the event `INSERT`), on SQLite a short
+//! transaction on the writer connection. No transaction is ever held across a KakaoPay call.
+
+mod records;
+
+pub use records::*;
+
+use crate::domain::{Amounts, PaymentStatus};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is neither `sqlite://…` nor `postgres://…`.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    /// Could not open or create the database.
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// Migrations failed.
+    #[error("database migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// The data directory could not be created.
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// The payment store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+/// Runs `$body` with `$pool` bound to the pool for writes.
+macro_rules! write_pool {
+    ($self:expr, $pool:ident => $body:expr) => {
+        match &$self.db {
+            Db::Sqlite { writer: $pool, .. } => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the pool for reads.
+macro_rules! read_pool {
+    ($self:expr, $pool:ident => $body:expr) => {
+        match &$self.db {
+            Db::Sqlite { reader: $pool, .. } => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+const PAYMENT_COLUMNS: &str = "id, status, cid, tid, aid, partner_order_id, partner_user_id, item_name, item_code, \
+    quantity, amount_total, amount_tax_free, amount_vat, amount_green_deposit, canceled_total, canceled_tax_free, \
+    canceled_vat, canceled_green_deposit, payment_method_type, card_info, channel, redirect_url, redirect_pc_url, \
+    redirect_mobile_url, redirect_app_url, return_url, pg_token, failure_code, failure_message, refund_in_flight, \
+    created_at, updated_at, expires_at, approve_started_at, approved_at, canceled_at, next_check_at";
+
+const INSERT_PAYMENT: &str = "INSERT INTO payments (id, status, cid, tid, aid, partner_order_id, partner_user_id, \
+    item_name, item_code, quantity, amount_total, amount_tax_free, amount_vat, amount_green_deposit, channel, \
+    redirect_url, redirect_pc_url, redirect_mobile_url, redirect_app_url, return_url, created_at, updated_at, \
+    expires_at, next_check_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+    $18, $19, $20, $21, $22, $23, $24)";
+
+const UPDATE_PAYMENT: &str = "UPDATE payments SET status = $1, updated_at = $2, \
+    pg_token = COALESCE($3, pg_token), approve_started_at = COALESCE($4, approve_started_at), \
+    aid = COALESCE($5, aid), approved_at = COALESCE($6, approved_at), \
+    payment_method_type = COALESCE($7, payment_method_type), card_info = COALESCE($8, card_info), \
+    failure_code = COALESCE($9, failure_code), failure_message = COALESCE($10, failure_message), \
+    canceled_total = COALESCE($11, canceled_total), canceled_tax_free = COALESCE($12, canceled_tax_free), \
+    canceled_vat = COALESCE($13, canceled_vat), canceled_green_deposit = COALESCE($14, canceled_green_deposit), \
+    canceled_at = COALESCE($15, canceled_at), next_check_at = $16 \
+    WHERE id = $17 AND status = $18";
+
+const INSERT_EVENT: &str = "INSERT INTO payment_events (payment_id, from_status, to_status, cause, upstream_code, \
+    detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// Binds the 18 parameters of [`UPDATE_PAYMENT`].
+macro_rules! bind_update {
+    ($q:expr, $to:expr, $now:expr, $c:expr, $id:expr, $from:expr) => {{
+        let c: &Changes = $c;
+        $q.bind($to.as_str())
+            .bind($now)
+            .bind(c.pg_token.clone())
+            .bind(c.approve_started_at)
+            .bind(c.aid.clone())
+            .bind(c.approved_at)
+            .bind(c.payment_method_type.clone())
+            .bind(c.card_info.clone())
+            .bind(c.failure_code.clone())
+            .bind(c.failure_message.clone())
+            .bind(c.canceled.map(|a| a.total.won()))
+            .bind(c.canceled.map(|a| a.tax_free.won()))
+            .bind(c.canceled.map(|a| a.vat.won()))
+            .bind(c.canceled.map(|a| a.green_deposit.won()))
+            .bind(c.canceled_at)
+            .bind(c.next_check_at)
+            .bind($id)
+            .bind($from.as_str())
+    }};
+}
+
+/// Binds the 24 parameters of [`INSERT_PAYMENT`].
+macro_rules! bind_insert {
+    ($q:expr, $p:expr) => {{
+        let p: &PaymentRecord = $p;
+        $q.bind(&p.id)
+            .bind(&p.status)
+            .bind(&p.cid)
+            .bind(&p.tid)
+            .bind(&p.aid)
+            .bind(&p.partner_order_id)
+            .bind(&p.partner_user_id)
+            .bind(&p.item_name)
+            .bind(&p.item_code)
+            .bind(p.quantity)
+            .bind(p.amount_total)
+            .bind(p.amount_tax_free)
+            .bind(p.amount_vat)
+            .bind(p.amount_green_deposit)
+            .bind(&p.channel)
+            .bind(&p.redirect_url)
+            .bind(&p.redirect_pc_url)
+            .bind(&p.redirect_mobile_url)
+            .bind(&p.redirect_app_url)
+            .bind(&p.return_url)
+            .bind(p.created_at)
+            .bind(p.updated_at)
+            .bind(p.expires_at)
+            .bind(p.next_check_at)
+    }};
+}
+
+/// What beginning a refund found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BeginRefund {
+    /// The refund is recorded as pending and owns the payment's refund slot.
+    Started,
+    /// Another refund of this payment is in flight.
+    InFlight,
+    /// The payment changed since it was read (status or refunded amount): read again.
+    Changed,
+}
+
+impl Store {
+    /// Opens `url` (`sqlite://PATH` or `postgres://…`), creating a SQLite file and its directory if
+    /// needed, and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(StoreError::Connect)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // NORMAL in WAL mode: a commit survives the process being killed (SIGKILL); only an
+                // OS crash can lose the last commits. FULL would fsync every commit.
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await
+                .map_err(StoreError::Connect)?;
+            sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+            let reader = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await
+                .map_err(StoreError::Connect)?;
+            Ok(Store { db: Db::Sqlite { writer, reader } })
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).map_err(StoreError::Connect)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(24)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(StoreError::Connect)?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Ok(Store { db: Db::Postgres(pool) })
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        read_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Closes the pools, waiting for connections in use.
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Inserts a new payment with its first event.
+    pub async fn insert_payment(&self, p: &PaymentRecord, event: &NewEvent) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "WITH p AS ({INSERT_PAYMENT} RETURNING id) INSERT INTO payment_events (payment_id, from_status, \
+                     to_status, cause, upstream_code, detail, at) SELECT id, NULL, $2, $25, $26, $27, $21 FROM p"
+                );
+                bind_insert!(sqlx::query(&sql), p)
+                    .bind(&event.cause)
+                    .bind(event.upstream_code)
+                    .bind(&event.detail)
+                    .execute(pool)
+                    .await?;
+            }
+            Db::Sqlite { writer, .. } => {
+                let mut tx = writer.begin().await?;
+                bind_insert!(sqlx::query(INSERT_PAYMENT), p).execute(&mut *tx).await?;
+                sqlx::query(INSERT_EVENT)
+                    .bind(&p.id)
+                    .bind(None::<String>)
+                    .bind(&p.status)
+                    .bind(&event.cause)
+                    .bind(event.upstream_code)
+                    .bind(&event.detail)
+                    .bind(p.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A payment by id.
+    pub async fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1");
+        Ok(read_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(id).fetch_optional(pool).await)?)
+    }
+
+    /// Moves payment `id` from `from` to `to` with `changes`, logging `event`, only if it is still
+    /// `from`. Returns whether it did.
+    pub async fn transition(
+        &self,
+        id: &str,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        changes: &Changes,
+        event: &NewEvent,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = match &self.db {
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "WITH u AS ({UPDATE_PAYMENT} RETURNING id) INSERT INTO payment_events (payment_id, from_status, \
+                     to_status, cause, upstream_code, detail, at) SELECT id, $18, $1, $19, $20, $21, $2 FROM u"
+                );
+                bind_update!(sqlx::query(&sql), to, now, changes, id, from)
+                    .bind(&event.cause)
+                    .bind(event.upstream_code)
+                    .bind(&event.detail)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+                    == 1
+            }
+            Db::Sqlite { writer, .. } => {
+                let mut tx = writer.begin().await?;
+                let n = bind_update!(sqlx::query(UPDATE_PAYMENT), to, now, changes, id, from)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    sqlx::query(INSERT_EVENT)
+                        .bind(id)
+                        .bind(from.as_str())
+                        .bind(to.as_str())
+                        .bind(&event.cause)
+                        .bind(event.upstream_code)
+                        .bind(&event.detail)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                }
+                n == 1
+            }
+        };
+        Ok(done)
+    }
+
+    /// Logs an event that does not change the status (a refund request, a reconciliation note).
+    pub async fn note(&self, id: &str, status: PaymentStatus, event: &NewEvent, now: i64) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query(INSERT_EVENT)
+            .bind(id)
+            .bind(status.as_str())
+            .bind(status.as_str())
+            .bind(&event.cause)
+            .bind(event.upstream_code)
+            .bind(&event.detail)
+            .bind(now)
+            .execute(pool)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Sets when the reconciler should look at a payment next (`None`: never).
+    pub async fn schedule_check(&self, id: &str, at: Option<i64>) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query("UPDATE payments SET next_check_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(pool)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Every event of a payment, oldest first.
+    pub async fn events(&self, id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        let sql = "SELECT id, payment_id, from_status, to_status, cause, upstream_code, detail, at \
+                   FROM payment_events WHERE payment_id = $1 ORDER BY id";
+        Ok(read_pool!(self, pool => sqlx::query_as::<_, EventRecord>(sql).bind(id).fetch_all(pool).await)?)
+    }
+
+    /// Every refund of a payment, oldest first.
+    pub async fn refunds(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
+        let sql = "SELECT id, payment_id, status, amount, tax_free, vat, green_deposit, cancelable_before, reason, aid, \
+                   failure_code, failure_message, created_at, updated_at FROM refunds WHERE payment_id = $1 \
+                   ORDER BY created_at, id";
+        Ok(read_pool!(self, pool => sqlx::query_as::<_, RefundRecord>(sql).bind(payment_id).fetch_all(pool).await)?)
+    }
+
+    /// A page of payments, newest first.
+    pub async fn list(&self, f: &ListFilter) -> Result<Vec<PaymentRecord>, StoreError> {
+        macro_rules! build {
+            ($qb:ident) => {{
+                $qb.push(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE 1 = 1"));
+                if let Some(s) = f.status {
+                    $qb.push(" AND status = ").push_bind(s.as_str());
+                }
+                if let Some(from) = f.from {
+                    $qb.push(" AND created_at >= ").push_bind(from);
+                }
+                if let Some(to) = f.to {
+                    $qb.push(" AND created_at < ").push_bind(to);
+                }
+                if let Some(q) = &f.search {
+                    $qb.push(" AND (partner_order_id = ").push_bind(q.clone());
+                    $qb.push(" OR tid = ").push_bind(q.clone());
+                    $qb.push(" OR id = ").push_bind(q.clone());
+                    $qb.push(")");
+                }
+                if let Some((at, id)) = &f.after {
+                    $qb.push(" AND (created_at < ").push_bind(*at);
+                    $qb.push(" OR (created_at = ").push_bind(*at);
+                    $qb.push(" AND id < ").push_bind(id.clone());
+                    $qb.push("))");
+                }
+                $qb.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(f.limit);
+            }};
+        }
+        Ok(match &self.db {
+            Db::Sqlite { reader, .. } => {
+                let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
+                build!(qb);
+                qb.build_query_as::<PaymentRecord>().fetch_all(reader).await?
+            }
+            Db::Postgres(pool) => {
+                let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+                build!(qb);
+                qb.build_query_as::<PaymentRecord>().fetch_all(pool).await?
+            }
+        })
+    }
+
+    /// Payments updated at or after `since` (ms), newest first, at most `limit`.
+    pub async fn updated_since(&self, since: i64, limit: i64) -> Result<Vec<PaymentRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE updated_at >= $1 ORDER BY updated_at DESC LIMIT $2"
+        );
+        Ok(read_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(since).bind(limit).fetch_all(pool).await)?)
+    }
+
+    /// How many payments are in each status.
+    pub async fn status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT status, COUNT(*) FROM payments GROUP BY status";
+        Ok(read_pool!(self, pool => sqlx::query_as::<_, (String, i64)>(sql).fetch_all(pool).await)?)
+    }
+
+    /// Sums and counts of approved money per day (KST) since `since` (ms): (day start ms, count, total, refunded).
+    pub async fn daily_totals(&self, since: i64) -> Result<Vec<(i64, i64, i64, i64)>, StoreError> {
+        // Days start at 00:00 KST = 15:00 UTC of the day before.
+        let sql = "SELECT ((approved_at + 32400000) / 86400000) * 86400000 - 32400000 AS day, COUNT(*), \
+                   SUM(amount_total), SUM(canceled_total) FROM payments \
+                   WHERE approved_at IS NOT NULL AND approved_at >= $1 GROUP BY day ORDER BY day";
+        Ok(read_pool!(self, pool => sqlx::query_as::<_, (i64, i64, i64, i64)>(sql).bind(since).fetch_all(pool).await)?)
+    }
+
+    /// Reserves the payment's refund slot for `refund` and records it as pending, if the payment is
+    /// still refundable with `canceled_total` refunded and no other refund in flight.
+    pub async fn begin_refund(
+        &self,
+        refund: &RefundRecord,
+        expected_status: PaymentStatus,
+        expected_canceled_total: i64,
+        event: &NewEvent,
+    ) -> Result<BeginRefund, StoreError> {
+        let reserve = "UPDATE payments SET refund_in_flight = $1, updated_at = $2, next_check_at = $3 \
+                       WHERE id = $4 AND status = $5 AND refund_in_flight IS NULL AND canceled_total = $6";
+        let insert = "INSERT INTO refunds (id, payment_id, status, amount, tax_free, vat, green_deposit, \
+                      cancelable_before, reason, created_at, updated_at) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        write_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(reserve)
+                .bind(&refund.id)
+                .bind(refund.created_at)
+                .bind(refund.created_at + 60_000)
+                .bind(&refund.payment_id)
+                .bind(expected_status.as_str())
+                .bind(expected_canceled_total)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                drop(tx);
+                let current = self.payment(&refund.payment_id).await?;
+                return Ok(match current {
+                    Some(p) if p.refund_in_flight.is_some() => BeginRefund::InFlight,
+                    _ => BeginRefund::Changed,
+                });
+            }
+            sqlx::query(insert)
+                .bind(&refund.id)
+                .bind(&refund.payment_id)
+                .bind(&refund.status)
+                .bind(refund.amount)
+                .bind(refund.tax_free)
+                .bind(refund.vat)
+                .bind(refund.green_deposit)
+                .bind(refund.cancelable_before)
+                .bind(&refund.reason)
+                .bind(refund.created_at)
+                .bind(refund.updated_at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(INSERT_EVENT)
+                .bind(&refund.payment_id)
+                .bind(expected_status.as_str())
+                .bind(expected_status.as_str())
+                .bind(&event.cause)
+                .bind(event.upstream_code)
+                .bind(&event.detail)
+                .bind(refund.created_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(BeginRefund::Started)
+        })
+    }
+
+    /// Records a pending refund as done: the refund succeeded (payment moves `from` → `to` with the
+    /// new refunded total) or failed (payment unchanged). Frees the refund slot. Returns whether the
+    /// refund was still pending.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_refund(
+        &self,
+        payment_id: &str,
+        refund_id: &str,
+        outcome: RefundOutcome<'_>,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        event: &NewEvent,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        write_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = match &outcome {
+                RefundOutcome::Succeeded { aid, .. } => sqlx::query(
+                    "UPDATE refunds SET status = 'succeeded', aid = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
+                )
+                .bind(*aid)
+                .bind(now)
+                .bind(refund_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+                RefundOutcome::Failed { code, message } => sqlx::query(
+                    "UPDATE refunds SET status = 'failed', failure_code = $1, failure_message = $2, updated_at = $3 \
+                     WHERE id = $4 AND status = 'pending'",
+                )
+                .bind(*code)
+                .bind(*message)
+                .bind(now)
+                .bind(refund_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            };
+            if n == 0 {
+                return Ok(false);
+            }
+            let canceled = match &outcome {
+                RefundOutcome::Succeeded { canceled, .. } => Some(*canceled),
+                RefundOutcome::Failed { .. } => None,
+            };
+            sqlx::query(
+                "UPDATE payments SET status = $1, updated_at = $2, refund_in_flight = NULL, \
+                 canceled_total = COALESCE($3, canceled_total), canceled_tax_free = COALESCE($4, canceled_tax_free), \
+                 canceled_vat = COALESCE($5, canceled_vat), canceled_green_deposit = COALESCE($6, canceled_green_deposit), \
+                 canceled_at = COALESCE($7, canceled_at), next_check_at = NULL \
+                 WHERE id = $8 AND refund_in_flight = $9",
+            )
+            .bind(to.as_str())
+            .bind(now)
+            .bind(canceled.map(|a: Amounts| a.total.won()))
+            .bind(canceled.map(|a| a.tax_free.won()))
+            .bind(canceled.map(|a| a.vat.won()))
+            .bind(canceled.map(|a| a.green_deposit.won()))
+            .bind(canceled.map(|_| now))
+            .bind(payment_id)
+            .bind(refund_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(INSERT_EVENT)
+                .bind(payment_id)
+                .bind(from.as_str())
+                .bind(to.as_str())
+                .bind(&event.cause)
+                .bind(event.upstream_code)
+                .bind(&event.detail)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Records a refund KakaoPay made that this ledger did not know of (found by reconciliation).
+    pub async fn record_external_refund(
+        &self,
+        refund: &RefundRecord,
+        from: PaymentStatus,
+        to: PaymentStatus,
+        canceled: Amounts,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
+        write_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE payments SET status = $1, updated_at = $2, canceled_total = $3, canceled_tax_free = $4, \
+                 canceled_vat = $5, canceled_green_deposit = $6, canceled_at = $7 WHERE id = $8 AND status = $9 \
+                 AND refund_in_flight IS NULL",
+            )
+            .bind(to.as_str())
+            .bind(refund.created_at)
+            .bind(canceled.total.won())
+            .bind(canceled.tax_free.won())
+            .bind(canceled.vat.won())
+            .bind(canceled.green_deposit.won())
+            .bind(refund.created_at)
+            .bind(&refund.payment_id)
+            .bind(from.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO refunds (id, payment_id, status, amount, tax_free, vat, green_deposit, cancelable_before, \
+                 reason, aid, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(&refund.id)
+            .bind(&refund.payment_id)
+            .bind(&refund.status)
+            .bind(refund.amount)
+            .bind(refund.tax_free)
+            .bind(refund.vat)
+            .bind(refund.green_deposit)
+            .bind(refund.cancelable_before)
+            .bind(&refund.reason)
+            .bind(&refund.aid)
+            .bind(refund.created_at)
+            .bind(refund.updated_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(INSERT_EVENT)
+                .bind(&refund.payment_id)
+                .bind(from.as_str())
+                .bind(to.as_str())
+                .bind(&event.cause)
+                .bind(event.upstream_code)
+                .bind(&event.detail)
+                .bind(refund.created_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// The pending refund of a payment, if any.
+    pub async fn pending_refund(&self, payment_id: &str) -> Result<Option<RefundRecord>, StoreError> {
+        Ok(self.refunds(payment_id).await?.into_iter().find(|r| r.status == "pending"))
+    }
+
+    /// Leases up to `limit` payments whose check is due, for `lease_ms`, to `owner`. With several
+    /// instances on PostgreSQL, `FOR UPDATE SKIP LOCKED` hands each row to one of them.
+    pub async fn lease_due(&self, owner: &str, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<PaymentRecord>, StoreError> {
+        let pick = "SELECT id FROM payments WHERE next_check_at IS NOT NULL AND next_check_at <= $3 \
+                    AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_check_at LIMIT $4";
+        let rows = match &self.db {
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "UPDATE payments SET lease_owner = $1, lease_until = $2 WHERE id IN ({pick} FOR UPDATE SKIP LOCKED) \
+                     AND (lease_until IS NULL OR lease_until < $3) RETURNING {PAYMENT_COLUMNS}"
+                );
+                sqlx::query_as::<_, PaymentRecord>(&sql)
+                    .bind(owner)
+                    .bind(now + lease_ms)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Db::Sqlite { writer, .. } => {
+                let sql = format!(
+                    "UPDATE payments SET lease_owner = $1, lease_until = $2 WHERE id IN ({pick}) \
+                     AND (lease_until IS NULL OR lease_until < $3) RETURNING {PAYMENT_COLUMNS}"
+                );
+                sqlx::query_as::<_, PaymentRecord>(&sql)
+                    .bind(owner)
+                    .bind(now + lease_ms)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(writer)
+                    .await?
+            }
+        };
+        Ok(rows)
+    }
+
+    /// Gives a lease back.
+    pub async fn release(&self, id: &str, owner: &str) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query(
+            "UPDATE payments SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Starts an idempotent request under `key`.
+    pub async fn idem_begin(&self, key: &str, hash: &str, now: i64, lock_ms: i64) -> Result<IdemBegin, StoreError> {
+        let inserted = write_pool!(self, pool => sqlx::query(
+            "INSERT INTO idempotency_keys (key, request_hash, state, created_at, locked_until) \
+             VALUES ($1, $2, 'in_flight', $3, $4) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(hash)
+        .bind(now)
+        .bind(now + lock_ms)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+        if inserted == 1 {
+            return Ok(IdemBegin::Started);
+        }
+        let row: Option<(String, String, Option<i64>, Option<String>, i64)> = write_pool!(self, pool => sqlx::query_as(
+            "SELECT request_hash, state, response_status, response_body, locked_until FROM idempotency_keys WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(pool)
+        .await)?;
+        let Some((stored_hash, state, status, body, locked_until)) = row else {
+            // Deleted in between (a failed first attempt): try once more.
+            return Box::pin(self.idem_begin(key, hash, now, lock_ms)).await;
+        };
+        if stored_hash != hash {
+            return Ok(IdemBegin::Mismatch);
+        }
+        if state == "done" {
+            return Ok(IdemBegin::Done {
+                status: u16::try_from(status.unwrap_or(200)).unwrap_or(200),
+                body: body.unwrap_or_default(),
+            });
+        }
+        if locked_until < now {
+            // The first attempt died (crash) without finishing: take the key over.
+            let taken = write_pool!(self, pool => sqlx::query(
+                "UPDATE idempotency_keys SET locked_until = $1 WHERE key = $2 AND state = 'in_flight' AND locked_until = $3",
+            )
+            .bind(now + lock_ms)
+            .bind(key)
+            .bind(locked_until)
+            .execute(pool)
+            .await.map(|r| r.rows_affected()))?;
+            if taken == 1 {
+                return Ok(IdemBegin::Started);
+            }
+        }
+        Ok(IdemBegin::InFlight)
+    }
+
+    /// Stores the answer of an idempotent request.
+    pub async fn idem_finish(&self, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query(
+            "UPDATE idempotency_keys SET state = 'done', response_status = $1, response_body = $2 WHERE key = $3",
+        )
+        .bind(i64::from(status))
+        .bind(body)
+        .bind(key)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Forgets a key whose request failed in a way worth retrying (a 5xx).
+    pub async fn idem_release(&self, key: &str) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND state = 'in_flight'")
+            .bind(key)
+            .execute(pool)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Drops idempotency keys created before `before` (ms).
+    pub async fn idem_expire(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(write_pool!(self, pool => sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1 AND state = 'done'")
+            .bind(before)
+            .execute(pool)
+            .await.map(|r| r.rows_affected()))?)
+    }
+
+    /// Whether an API key with this hash exists and is not revoked.
+    pub async fn api_key_valid(&self, hash: &str) -> Result<bool, StoreError> {
+        let row: Option<(String,)> = read_pool!(self, pool => sqlx::query_as(
+            "SELECT id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(pool)
+        .await)?;
+        Ok(row.is_some())
+    }
+
+    /// How many active API keys exist.
+    pub async fn api_key_count(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = read_pool!(self, pool => sqlx::query_as("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")
+            .fetch_one(pool)
+            .await)?;
+        Ok(n)
+    }
+
+    /// Stores an API key's hash (idempotent).
+    pub async fn add_api_key(&self, id: &str, hash: &str, prefix: &str, now: i64) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query(
+            "INSERT INTO api_keys (id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key_hash) DO NOTHING",
+        )
+        .bind(id)
+        .bind(hash)
+        .bind(prefix)
+        .bind(now)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Records a reconciler run.
+    pub async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query(
+            "INSERT INTO reconciler_runs (id, instance, started_at, finished_at, checked, changed, mismatches) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&run.id)
+        .bind(&run.instance)
+        .bind(run.started_at)
+        .bind(run.finished_at)
+        .bind(run.checked)
+        .bind(run.changed)
+        .bind(run.mismatches)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The latest reconciler run.
+    pub async fn last_run(&self) -> Result<Option<RunRecord>, StoreError> {
+        Ok(read_pool!(self, pool => sqlx::query_as::<_, RunRecord>(
+            "SELECT id, instance, started_at, finished_at, checked, changed, mismatches FROM reconciler_runs \
+             ORDER BY started_at DESC LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await)?)
+    }
+}
+
+/// How a refund ended.
+#[derive(Clone, Copy, Debug)]
+pub enum RefundOutcome<'a> {
+    /// Refunded; `canceled` is the payment's new refunded total.
+    Succeeded {
+        /// The cancel's AID.
+        aid: &'a str,
+        /// The new refunded amounts of the payment.
+        canceled: Amounts,
+    },
+    /// Refused.
+    Failed {
+        /// KakaoPay's code or our reason.
+        code: &'a str,
+        /// Message.
+        message: &'a str,
+    },
+}
