@@ -1,0 +1,481 @@
+//! The merchant API (contract §4): create, read, list, refund, events, sync.
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody, parse_json};
+use crate::domain::{Amounts, PaymentStatus, RefundStatus};
+use crate::service::{Channel, CreatePayment, RefundInput};
+use crate::store::{EventRecord, ListFilter, PaymentRecord, RefundRecord};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kakaopay::{Amount, ItemCode, ItemName, PartnerOrderId, PartnerUserId, Payload, Quantity};
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the epoch as RFC 3339 in Korean time.
+pub fn time(ms: i64) -> String {
+    let offset = chrono::FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&offset).to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
+        .unwrap_or_default()
+}
+
+/// Body of `POST /api/v1/payments`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePaymentBody {
+    /// The buyer in your terms (no name, phone or e-mail), 1–100 characters.
+    pub partner_user_id: String,
+    /// What is sold, 1–100 characters.
+    pub item_name: String,
+    /// How many, at least 1.
+    pub quantity: i64,
+    /// Total in won, at least 1.
+    pub total_amount: i64,
+    /// Tax-free part in won (default 0).
+    #[serde(default)]
+    pub tax_free_amount: Option<i64>,
+    /// VAT in won (default: KakaoPay's rule, (total − tax-free) / 11 rounded).
+    #[serde(default)]
+    pub vat_amount: Option<i64>,
+    /// Your order id (default: the payment id).
+    #[serde(default)]
+    pub partner_order_id: Option<String>,
+    /// Item code.
+    #[serde(default)]
+    pub item_code: Option<String>,
+    /// Which KakaoPay page the buyer gets: `pc` (QR code, default), `mobile` or `app`.
+    #[serde(default)]
+    pub channel: Option<Channel>,
+    /// Where the buyer goes after paying, quitting or failing, with `payment_id` and `status`
+    /// appended. Without it the server shows its own result page.
+    #[serde(default)]
+    pub return_url: Option<String>,
+}
+
+/// Body of `POST /api/v1/payments/{id}/cancel`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// How much to refund, in won.
+    pub amount: i64,
+    /// Its tax-free part (default: in proportion to what is left).
+    #[serde(default)]
+    pub tax_free_amount: Option<i64>,
+    /// Its VAT part (default: KakaoPay's rule; a full refund takes what is left).
+    #[serde(default)]
+    pub vat_amount: Option<i64>,
+    /// Why, at most 200 characters (sent to KakaoPay as the payload).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Redirect URLs of all channels.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RedirectUrls {
+    /// Desktop (QR code page).
+    pub pc: Option<String>,
+    /// Mobile web.
+    pub mobile: Option<String>,
+    /// Native app.
+    pub app: Option<String>,
+}
+
+/// Why a payment failed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FailureView {
+    /// KakaoPay's code or the server's reason.
+    pub code: String,
+    /// Explanation.
+    pub message: Option<String>,
+}
+
+/// A refund.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RefundView {
+    /// Refund id.
+    pub id: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: RefundStatus,
+    /// Amount refunded.
+    pub amount: i64,
+    /// Tax-free part.
+    pub tax_free_amount: i64,
+    /// VAT part.
+    pub vat_amount: i64,
+    /// KakaoPay's AID of the cancel.
+    pub aid: Option<String>,
+    /// Why it was asked.
+    pub reason: Option<String>,
+    /// Why it failed.
+    pub failure: Option<FailureView>,
+    /// When it was asked.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+}
+
+impl From<&RefundRecord> for RefundView {
+    fn from(r: &RefundRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            status: r.status(),
+            amount: r.amount,
+            tax_free_amount: r.tax_free,
+            vat_amount: r.vat,
+            aid: r.aid.clone(),
+            reason: r.reason.clone(),
+            failure: r.failure_code.clone().map(|code| FailureView { code, message: r.failure_message.clone() }),
+            created_at: time(r.created_at),
+            updated_at: time(r.updated_at),
+        }
+    }
+}
+
+/// A payment.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PaymentView {
+    /// Payment id.
+    pub id: String,
+    /// Where it stands.
+    pub status: PaymentStatus,
+    /// KakaoPay's payment id.
+    pub tid: String,
+    /// KakaoPay's approve request id, once approved.
+    pub aid: Option<String>,
+    /// Merchant code.
+    pub cid: String,
+    /// Your order id.
+    pub partner_order_id: String,
+    /// Your user id.
+    pub partner_user_id: String,
+    /// Item name.
+    pub item_name: String,
+    /// Item code.
+    pub item_code: Option<String>,
+    /// Item count.
+    pub quantity: i64,
+    /// What is charged.
+    pub amount: Amounts,
+    /// Refunded so far, in won.
+    pub canceled_amount: i64,
+    /// What can still be refunded, in won.
+    pub cancelable_amount: i64,
+    /// Refunded so far, by part.
+    pub canceled: Amounts,
+    /// `CARD` or `MONEY`, once paid.
+    pub payment_method_type: Option<String>,
+    /// Card details KakaoPay reported.
+    #[schema(value_type = Option<Object>)]
+    pub card_info: Option<serde_json::Value>,
+    /// `pc`, `mobile` or `app`.
+    pub channel: String,
+    /// Where to send the buyer (fits the channel).
+    pub redirect_url: String,
+    /// Every channel's URL.
+    pub redirect_urls: RedirectUrls,
+    /// Where the buyer goes afterwards.
+    pub return_url: Option<String>,
+    /// Why it failed or was cancelled by the server.
+    pub failure: Option<FailureView>,
+    /// Whether a refund is being processed.
+    pub refund_in_progress: bool,
+    /// Refunds, oldest first (single payment reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refunds: Option<Vec<RefundView>>,
+    /// Created.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+    /// Unpaid payments expire then.
+    pub expires_at: String,
+    /// Approved.
+    pub approved_at: Option<String>,
+    /// Last refunded.
+    pub canceled_at: Option<String>,
+}
+
+impl PaymentView {
+    /// The view of a record.
+    pub fn new(p: &PaymentRecord, refunds: Option<&[RefundRecord]>) -> Self {
+        Self {
+            id: p.id.clone(),
+            status: p.status(),
+            tid: p.tid.clone(),
+            aid: p.aid.clone(),
+            cid: p.cid.clone(),
+            partner_order_id: p.partner_order_id.clone(),
+            partner_user_id: p.partner_user_id.clone(),
+            item_name: p.item_name.clone(),
+            item_code: p.item_code.clone(),
+            quantity: p.quantity,
+            amount: p.amounts(),
+            canceled_amount: p.canceled_total,
+            cancelable_amount: p.cancelable().won(),
+            canceled: p.canceled(),
+            payment_method_type: p.payment_method_type.clone(),
+            card_info: p.card_info.as_deref().and_then(|c| serde_json::from_str(c).ok()),
+            channel: p.channel.clone(),
+            redirect_url: p.redirect_url.clone(),
+            redirect_urls: RedirectUrls {
+                pc: p.redirect_pc_url.clone(),
+                mobile: p.redirect_mobile_url.clone(),
+                app: p.redirect_app_url.clone(),
+            },
+            return_url: p.return_url.clone(),
+            failure: p.failure_code.clone().map(|code| FailureView { code, message: p.failure_message.clone() }),
+            refund_in_progress: p.refund_in_flight.is_some(),
+            refunds: refunds.map(|r| r.iter().map(RefundView::from).collect()),
+            created_at: time(p.created_at),
+            updated_at: time(p.updated_at),
+            expires_at: time(p.expires_at),
+            approved_at: p.approved_at.map(time),
+            canceled_at: p.canceled_at.map(time),
+        }
+    }
+}
+
+/// A page of payments.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PaymentPage {
+    /// Newest first.
+    pub data: Vec<PaymentView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// One entry of the event log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventView {
+    /// Sequence number (increasing).
+    pub id: i64,
+    /// Status before (`null` for the creation).
+    pub from: Option<String>,
+    /// Status after.
+    pub to: String,
+    /// What caused it, e.g. `created`, `approve_claimed`, `approved`, `refund_requested`, `refunded_part`.
+    pub cause: String,
+    /// KakaoPay's code, when it answered with one.
+    pub kakaopay_code: Option<i64>,
+    /// Details.
+    pub detail: Option<String>,
+    /// When.
+    pub at: String,
+}
+
+impl From<&EventRecord> for EventView {
+    fn from(e: &EventRecord) -> Self {
+        Self {
+            id: e.id,
+            from: e.from_status.clone(),
+            to: e.to_status.clone(),
+            cause: e.cause.clone(),
+            kakaopay_code: e.upstream_code,
+            detail: e.detail.clone(),
+            at: time(e.at),
+        }
+    }
+}
+
+/// The event log of a payment.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventList {
+    /// Oldest first.
+    pub data: Vec<EventView>,
+}
+
+/// Query of `GET /api/v1/payments`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Page size, 1–100 (default 20).
+    pub limit: Option<i64>,
+    /// From a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Exact payment id, order id or TID.
+    pub q: Option<String>,
+    /// Created on or after this day or time (`2026-11-01` or RFC 3339; days are KST).
+    pub from: Option<String>,
+    /// Created before this day or time (a day means up to its end).
+    pub to: Option<String>,
+}
+
+fn field<T, E: std::fmt::Display>(name: &'static str, r: Result<T, E>) -> Result<T, ApiError> {
+    r.map_err(|e| ApiError::invalid(name, format!("{name}: {e}")))
+}
+
+fn amount(name: &'static str, won: i64) -> Result<Amount, ApiError> {
+    Amount::new(won).map_err(|e| ApiError::invalid(name, format!("{name}: {}", e.reason())))
+}
+
+/// Parses a day (`2026-11-01`, KST) or an RFC 3339 time into ms; `end` moves a day to its end.
+pub fn parse_time(name: &'static str, s: &str, end: bool) -> Result<i64, ApiError> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let day = if end { d.succ_opt().unwrap_or(d) } else { d };
+        let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+        return Ok(kakaopay::KstDateTime(midnight).to_utc().timestamp_millis());
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| ApiError::invalid(name, format!("{name}: expected a day like 2026-11-01 or an RFC 3339 time")))
+}
+
+/// Turns the create body into a validated payment.
+pub fn parse_create(body: CreatePaymentBody) -> Result<CreatePayment, ApiError> {
+    let total = amount("total_amount", body.total_amount)?;
+    let tax_free = amount("tax_free_amount", body.tax_free_amount.unwrap_or(0))?;
+    let vat = body.vat_amount.map(|v| amount("vat_amount", v)).transpose()?;
+    let amounts = Amounts::for_order(total, tax_free, vat).map_err(crate::service::ServiceError::from)?;
+    if let Some(url) = &body.return_url {
+        match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && url.len() <= 2000 => {}
+            _ => return Err(ApiError::invalid("return_url", "return_url: must be an absolute http(s) URL of at most 2000 characters")),
+        }
+    }
+    Ok(CreatePayment {
+        partner_user_id: field("partner_user_id", PartnerUserId::parse(body.partner_user_id).map_err(|e| e.reason().to_owned()))?,
+        item_name: field("item_name", ItemName::parse(body.item_name).map_err(|e| e.reason().to_owned()))?,
+        item_code: body.item_code.map(|c| field("item_code", ItemCode::parse(c).map_err(|e| e.reason().to_owned()))).transpose()?,
+        quantity: field("quantity", Quantity::new(body.quantity).map_err(|e| e.reason().to_owned()))?,
+        amounts,
+        partner_order_id: body
+            .partner_order_id
+            .map(|o| field("partner_order_id", PartnerOrderId::parse(o).map_err(|e| e.reason().to_owned())))
+            .transpose()?,
+        channel: body.channel.unwrap_or_default(),
+        return_url: body.return_url,
+    })
+}
+
+/// Creates a payment and calls KakaoPay's ready.
+#[utoipa::path(post, path = "/api/v1/payments", tag = "payments", request_body = CreatePaymentBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the stored answer again")),
+    responses(
+        (status = 201, description = "Created; send the buyer to redirect_url", body = PaymentView),
+        (status = 400, description = "Invalid request (names the field)", body = ErrorBody),
+        (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 409, description = "Same Idempotency-Key still in flight", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with another body, or KakaoPay refused", body = ErrorBody),
+        (status = 502, description = "KakaoPay unavailable; nothing was created", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub async fn create_payment(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let input = parse_create(parse_json(&body)?)?;
+    let p = state.services.create_payment(input).await?;
+    let location = format!("/api/v1/payments/{}", p.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(PaymentView::new(&p, Some(&[])))).into_response())
+}
+
+/// Reads a payment, with its refunds.
+#[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments",
+    params(("id" = String, Path, description = "Payment id")),
+    responses((status = 200, body = PaymentView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_payment(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<PaymentView>, ApiError> {
+    let p = state.services.payment(&id).await?;
+    let refunds = state.services.store.refunds(&id).await.map_err(crate::service::ServiceError::from)?;
+    Ok(Json(PaymentView::new(&p, Some(&refunds))))
+}
+
+/// Lists payments, newest first.
+#[utoipa::path(get, path = "/api/v1/payments", tag = "payments", params(ListQuery),
+    responses((status = 200, body = PaymentPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_payments(State(state): State<AppState>, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<PaymentPage>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let filter = list_filter(&q)?;
+    let limit = filter.limit;
+    let mut rows = state.services.store.list(&ListFilter { limit: limit + 1, ..filter }).await.map_err(crate::service::ServiceError::from)?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(usize::try_from(limit).unwrap_or(0));
+        rows.last().map(|p| format!("{}_{}", p.created_at, p.id))
+    } else {
+        None
+    };
+    Ok(Json(PaymentPage { data: rows.iter().map(|p| PaymentView::new(p, None)).collect(), next_cursor }))
+}
+
+/// Parses list parameters (shared with the dashboard).
+pub fn list_filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
+    let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(PaymentStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid("status", "status: must be one of ready, approving, approved, partially_canceled, canceled, quit, failed, expired")
+        })?),
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit: must be 1 to 100"));
+    }
+    let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => {
+            let (at, id) = c.split_once('_').ok_or_else(|| ApiError::invalid("cursor", "cursor: not a cursor from this API"))?;
+            let at = at.parse::<i64>().map_err(|_| ApiError::invalid("cursor", "cursor: not a cursor from this API"))?;
+            Some((at, id.to_owned()))
+        }
+        None => None,
+    };
+    Ok(ListFilter {
+        status,
+        from: q.from.as_deref().filter(|s| !s.is_empty()).map(|s| parse_time("from", s, false)).transpose()?,
+        to: q.to.as_deref().filter(|s| !s.is_empty()).map(|s| parse_time("to", s, true)).transpose()?,
+        search: q.q.as_ref().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+        after,
+        limit,
+    })
+}
+
+/// Refunds all or part of a payment. 200 when KakaoPay confirmed it; 202 when its outcome is being
+/// confirmed (the refund is `pending`; read the payment again).
+#[utoipa::path(post, path = "/api/v1/payments/{id}/cancel", tag = "payments", request_body = CancelBody,
+    params(("id" = String, Path, description = "Payment id"), ("Idempotency-Key" = Option<String>, Header, description = "Same key and body: the stored answer again")),
+    responses(
+        (status = 200, description = "Refunded", body = PaymentView),
+        (status = 202, description = "Sent; the outcome is being confirmed", body = PaymentView),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "Not refundable, or another refund in progress", body = ErrorBody),
+        (status = 422, description = "KakaoPay refused", body = ErrorBody),
+        (status = 502, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cancel_payment(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let body: CancelBody = parse_json(&body)?;
+    let input = RefundInput {
+        amount: amount("amount", body.amount)?,
+        tax_free: body.tax_free_amount.map(|v| amount("tax_free_amount", v)).transpose()?,
+        vat: body.vat_amount.map(|v| amount("vat_amount", v)).transpose()?,
+        reason: body
+            .reason
+            .filter(|r| !r.trim().is_empty())
+            .map(|r| field("reason", Payload::parse(r).map_err(|e| e.reason().to_owned())))
+            .transpose()?,
+    };
+    let result = state.services.refund(&id, input).await?;
+    let refunds = state.services.store.refunds(&id).await.map_err(crate::service::ServiceError::from)?;
+    let status = if result.refund.status() == RefundStatus::Pending { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(PaymentView::new(&result.payment, Some(&refunds)))).into_response())
+}
+
+/// Every state change of a payment, oldest first.
+#[utoipa::path(get, path = "/api/v1/payments/{id}/events", tag = "payments",
+    params(("id" = String, Path, description = "Payment id")),
+    responses((status = 200, body = EventList), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn payment_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<EventList>, ApiError> {
+    state.services.payment(&id).await?;
+    let events = state.services.store.events(&id).await.map_err(crate::service::ServiceError::from)?;
+    Ok(Json(EventList { data: events.iter().map(EventView::from).collect() }))
+}
+
+/// Looks the order up at KakaoPay now and reconciles the payment.
+#[utoipa::path(post, path = "/api/v1/payments/{id}/sync", tag = "payments",
+    params(("id" = String, Path, description = "Payment id")),
+    responses((status = 200, body = PaymentView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn sync_payment(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<PaymentView>, ApiError> {
+    let report = state.services.sync(&id).await?;
+    let refunds = state.services.store.refunds(&id).await.map_err(crate::service::ServiceError::from)?;
+    Ok(Json(PaymentView::new(&report.payment, Some(&refunds))))
+}

@@ -1,0 +1,120 @@
+//! Every error of the HTTP API as `{"error":{"code","message","field"?,"kakaopay_code"?}}`, mapped
+//! from the services in one place.
+
+use crate::service::ServiceError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An API error.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The offending request field.
+    pub field: Option<String>,
+    /// KakaoPay's code, passed through.
+    pub kakaopay_code: Option<i64>,
+}
+
+/// The error body.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The error itself.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable code, e.g. `invalid_request`, `not_found`, `refund_in_progress`.
+    pub code: String,
+    /// What went wrong.
+    pub message: String,
+    /// The offending field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// KakaoPay's error code, when KakaoPay refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kakaopay_code: Option<i64>,
+}
+
+impl ApiError {
+    /// An error with a status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), field: None, kakaopay_code: None }
+    }
+    /// A 400 naming a field.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: Some(field.into()), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message) }
+    }
+    /// 401.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::NotFound(id) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no payment {id}")),
+            ServiceError::Invalid { field, message } => ApiError::invalid(field, format!("{field}: {message}")),
+            ServiceError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            ServiceError::Refused(k) => ApiError {
+                kakaopay_code: k.code().map(|c| c.code()),
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "kakaopay_refused", k.to_string())
+            },
+            ServiceError::Unavailable(k) => ApiError {
+                kakaopay_code: k.code().map(|c| c.code()),
+                ..ApiError::new(StatusCode::BAD_GATEWAY, "kakaopay_unavailable", k.to_string())
+            },
+            ServiceError::Store(s) => {
+                tracing::error!(error = %s, "database failure");
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable; retry later")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.to_owned(), message: self.message, field: self.field, kakaopay_code: self.kakaopay_code },
+        };
+        let mut resp = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// Parses a JSON body, naming the field that is wrong.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the request body must be a JSON object"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner().to_string();
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() {
+            // "missing field `x`" / "unknown field `x`, expected …"
+            inner.split('`').nth(1).map(str::to_owned)
+        } else {
+            Some(path)
+        };
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            return ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the request body is not valid JSON: {inner}"));
+        }
+        match field {
+            Some(f) => ApiError::invalid(f.clone(), format!("{f}: {inner}")),
+            None => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", inner),
+        }
+    })
+}

@@ -1,0 +1,109 @@
+//! HTTP: handlers parse and answer; everything else happens in [`crate::service`].
+//!
+//! | path | who | what |
+//! |---|---|---|
+//! | `/api/v1/…` | the merchant's backend (API key) | payments: create, read, list, refund, events, sync |
+//! | `/pay/{id}/…` | the buyer's browser (public) | KakaoPay's redirects: approve, cancel, fail; result pages |
+//! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | operators | operations |
+//! | `/sandbox/…` | tests, demos | the built-in KakaoPay sandbox, when no key is configured |
+
+pub mod api;
+pub mod auth;
+pub mod callbacks;
+pub mod error;
+pub mod idempotency;
+pub mod ops;
+
+use crate::metrics::Metrics;
+use crate::service::Services;
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use std::sync::Arc;
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// Shared state of the handlers.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The use cases.
+    pub services: Services,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// API key verification.
+    pub api_keys: Arc<auth::ApiKeys>,
+    /// For readiness probes.
+    pub http: reqwest::Client,
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "kpay merchant API", description = "KakaoPay payments for your shop: create a payment, send the buyer to KakaoPay, get the result, refund. Errors are `{\"error\":{\"code\",\"message\",\"field\"?,\"kakaopay_code\"?}}`."),
+    paths(
+        api::create_payment, api::list_payments, api::get_payment, api::cancel_payment, api::payment_events, api::sync_payment,
+        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "payments", description = "Merchant API (Authorization: Bearer <api key>)"), (name = "operations", description = "Health and monitoring")),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+async fn count_requests(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    metrics.observe_http(&route, resp.status().as_u16());
+    resp
+}
+
+/// The merchant API routes (behind the API key and idempotency layers).
+fn api_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/payments", post(api::create_payment).get(api::list_payments))
+        .route("/api/v1/payments/{id}", get(api::get_payment))
+        .route("/api/v1/payments/{id}/cancel", post(api::cancel_payment))
+        .route("/api/v1/payments/{id}/events", get(api::payment_events))
+        .route("/api/v1/payments/{id}/sync", post(api::sync_payment))
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
+        .layer(RequestBodyLimitLayer::new(idempotency::MAX_BODY))
+}
+
+/// Every route of the server except pages mounted by the caller.
+pub fn router(state: AppState) -> Router {
+    let metrics = Arc::clone(&state.metrics);
+    Router::new()
+        .merge(api_routes(&state))
+        .route("/pay/{id}", get(callbacks::show))
+        .route("/pay/{id}/approve", get(callbacks::approve))
+        .route("/pay/{id}/cancel", get(callbacks::abandon))
+        .route("/pay/{id}/fail", get(callbacks::abandon))
+        .route("/pay/{id}/status", get(callbacks::status))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(metrics, count_requests))
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", format!("no route {}", uri.path())).into_response()
+    } else {
+        (axum::http::StatusCode::NOT_FOUND, axum::response::Html("<!doctype html><html lang=\"ko\"><meta charset=\"utf-8\"><title>404</title><p>페이지를 찾을 수 없습니다. <a href=\"/\">처음으로</a></p></html>")).into_response()
+    }
+}

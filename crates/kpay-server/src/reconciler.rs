@@ -1,0 +1,177 @@
+//! The reconciler: finds payments whose check is due (stuck in `ready` past 15 minutes, `approving`,
+//! a pending refund), leases them so that each is handled by one instance at a time, looks them up
+//! at KakaoPay and converges the ledger. `kpay reconcile` runs one pass by hand with a full report.
+
+use crate::service::{Services, SyncReport, new_id, now_ms};
+use crate::store::RunRecord;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How long a lease lasts: longer than a lookup plus an approve with their timeouts.
+const LEASE_MS: i64 = 60_000;
+/// Payments looked at per batch.
+const BATCH: i64 = 64;
+/// Lookups in flight at once.
+const PARALLEL: usize = 8;
+
+/// One reconciled payment, for reports.
+#[derive(Clone, Debug)]
+pub struct Line {
+    /// Payment id.
+    pub id: String,
+    /// TID.
+    pub tid: String,
+    /// What changed, as `from → to`.
+    pub change: Option<String>,
+    /// Disagreement with KakaoPay after the sync.
+    pub mismatch: Option<String>,
+    /// Why the lookup failed.
+    pub error: Option<String>,
+}
+
+/// What a pass did.
+#[derive(Clone, Debug, Default)]
+pub struct PassReport {
+    /// Payments looked at.
+    pub checked: usize,
+    /// Lines for payments that changed, disagree or failed.
+    pub lines: Vec<Line>,
+}
+
+impl PassReport {
+    /// How many payments changed.
+    pub fn changed(&self) -> usize {
+        self.lines.iter().filter(|l| l.change.is_some()).count()
+    }
+    /// How many disagree with KakaoPay.
+    pub fn mismatches(&self) -> usize {
+        self.lines.iter().filter(|l| l.mismatch.is_some()).count()
+    }
+}
+
+fn line(id: String, tid: String, result: Result<SyncReport, crate::service::ServiceError>) -> Option<Line> {
+    match result {
+        Ok(r) => {
+            let change = r.changed.map(|(a, b)| format!("{a} → {b}"));
+            (change.is_some() || r.mismatch.is_some()).then_some(Line { id, tid, change, mismatch: r.mismatch, error: None })
+        }
+        Err(e) => Some(Line { id, tid, change: None, mismatch: None, error: Some(e.to_string()) }),
+    }
+}
+
+/// The background reconciler of one instance.
+#[derive(Clone, Debug)]
+pub struct Reconciler {
+    services: Services,
+    interval: Duration,
+}
+
+impl Reconciler {
+    /// A reconciler running every `interval`.
+    pub fn new(services: Services, interval: Duration) -> Self {
+        Self { services, interval }
+    }
+
+    /// Leases due payments in batches and syncs each; records the run.
+    pub async fn run_pass(&self) -> PassReport {
+        let started = now_ms();
+        let owner = &self.services.settings.instance;
+        let mut report = PassReport::default();
+        loop {
+            let due = match self.services.store.lease_due(owner, now_ms(), LEASE_MS, BATCH).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reconciler could not lease payments");
+                    break;
+                }
+            };
+            let batch = due.len();
+            report.checked += batch;
+            let mut set = JoinSet::new();
+            for p in due {
+                if set.len() >= PARALLEL {
+                    if let Some(Ok(Some(l))) = set.join_next().await {
+                        report.lines.push(l);
+                    }
+                }
+                let services = self.services.clone();
+                let owner = owner.clone();
+                set.spawn(async move {
+                    let result = services.sync(&p.id).await;
+                    if let Err(e) = services.store.release(&p.id, &owner).await {
+                        tracing::warn!(payment = %p.id, error = %e, "could not release the lease");
+                    }
+                    if let Err(e) = &result {
+                        tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed");
+                        // Try again later rather than at once.
+                        let _ = services.store.schedule_check(&p.id, Some(now_ms() + 10_000)).await;
+                    }
+                    line(p.id, p.tid, result)
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                if let Ok(Some(l)) = r {
+                    report.lines.push(l);
+                }
+            }
+            if i64::try_from(batch).unwrap_or(0) < BATCH {
+                break;
+            }
+        }
+        // Idempotency keys are kept for a day.
+        let _ = self.services.store.idem_expire(now_ms() - 86_400_000).await;
+        if report.checked > 0 {
+            let run = RunRecord {
+                id: new_id("run_"),
+                instance: self.services.settings.instance.clone(),
+                started_at: started,
+                finished_at: now_ms(),
+                checked: i64::try_from(report.checked).unwrap_or(0),
+                changed: i64::try_from(report.changed()).unwrap_or(0),
+                mismatches: i64::try_from(report.mismatches()).unwrap_or(0),
+            };
+            if let Err(e) = self.services.store.record_run(&run).await {
+                tracing::warn!(error = %e, "could not record the reconciler run");
+            }
+            tracing::info!(checked = report.checked, changed = report.changed(), mismatches = report.mismatches(), "reconciler pass");
+        }
+        report
+    }
+
+    /// Runs passes until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            self.run_pass().await;
+        }
+    }
+
+    /// `kpay reconcile`: a pass over everything due, plus a comparison of every payment changed in
+    /// the last `since` with KakaoPay.
+    pub async fn full_report(&self, since: Duration) -> PassReport {
+        let mut report = self.run_pass().await;
+        let since_ms = now_ms() - i64::try_from(since.as_millis()).unwrap_or(i64::MAX / 4);
+        let recent = match self.services.store.updated_since(since_ms, 10_000).await {
+            Ok(r) => r,
+            Err(e) => {
+                report.lines.push(Line { id: "-".into(), tid: "-".into(), change: None, mismatch: None, error: Some(e.to_string()) });
+                return report;
+            }
+        };
+        let seen: std::collections::HashSet<String> = report.lines.iter().map(|l| l.id.clone()).collect();
+        for p in recent.into_iter().filter(|p| !seen.contains(&p.id)) {
+            report.checked += 1;
+            let result = self.services.sync(&p.id).await;
+            if let Some(l) = line(p.id, p.tid, result) {
+                report.lines.push(l);
+            }
+        }
+        report
+    }
+}

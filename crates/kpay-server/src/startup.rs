@@ -1,0 +1,294 @@
+//! Building and running the server: configuration checks, the store, the API key, KakaoPay (or
+//! the built-in sandbox), the reconciler, graceful shutdown.
+
+use crate::config::ServerConfig;
+use crate::gateway::Gateway;
+use crate::http::{self, AppState, auth};
+use crate::metrics::Metrics;
+use crate::reconciler::{PassReport, Reconciler};
+use crate::service::{Services, Settings, new_id, now_ms};
+use crate::store::{Store, StoreError};
+use axum::Router;
+use kakaopay::{Client, Credentials, Generation};
+use secrecy::ExposeSecret;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error("{0}")]
+    Config(String),
+    /// The address is taken.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The data directory.
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The database URL: the configured one or SQLite in the data directory.
+pub fn database_url(config: &ServerConfig) -> String {
+    config
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", config.data_dir.join("kpay.db").display()))
+}
+
+fn is_loopback(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    })
+}
+
+/// The KakaoPay client for `config`, calling `builtin_base` when the built-in sandbox serves.
+fn kakaopay_client(config: &ServerConfig, builtin_base: &str) -> Result<Client, StartError> {
+    let key_for = |key: &Option<secrecy::SecretString>, name: &str| -> Result<String, StartError> {
+        match (key, &config.kakaopay_url) {
+            (Some(k), _) => Ok(k.expose_secret().to_owned()),
+            (None, None) => Ok("kpay-builtin-sandbox".to_owned()),
+            (None, Some(url)) if is_loopback(url) => Ok("kpay-local-sandbox".to_owned()),
+            (None, Some(url)) => Err(StartError::Config(format!("{name} is required to call KakaoPay at {url}"))),
+        }
+    };
+    let credentials = match config.kakaopay_api {
+        Generation::Open => {
+            if config.secret_key.is_none() && config.admin_key.is_some() {
+                return Err(StartError::Config("KAKAOPAY_ADMIN_KEY is for the legacy API: add --kakaopay-api legacy, or set KAKAOPAY_SECRET_KEY".into()));
+            }
+            Credentials::secret_key(key_for(&config.secret_key, "KAKAOPAY_SECRET_KEY")?)
+        }
+        Generation::Legacy => {
+            if config.admin_key.is_none() && config.secret_key.is_some() {
+                return Err(StartError::Config("KAKAOPAY_SECRET_KEY is for the current API: drop --kakaopay-api legacy, or set KAKAOPAY_ADMIN_KEY".into()));
+            }
+            Credentials::admin_key(key_for(&config.admin_key, "KAKAOPAY_ADMIN_KEY")?)
+        }
+    };
+    let mut builder = Client::builder(credentials).timeout(config.kakaopay_timeout);
+    match (&config.kakaopay_url, config.uses_builtin_sandbox()) {
+        (Some(url), _) => builder = builder.base_url(url),
+        (None, true) => builder = builder.base_url(builtin_base),
+        (None, false) => {}
+    }
+    builder.build().map_err(|e| StartError::Config(e.to_string()))
+}
+
+/// Makes sure an API key exists: the configured one, the one kept in the data directory, or a new
+/// one. Returns the key when it was generated now (to print it once).
+async fn ensure_api_key(config: &ServerConfig, store: &Store) -> Result<(String, bool), StartError> {
+    let add = |key: String| async move {
+        store.add_api_key(&new_id("key_"), &auth::hash_key(&key), &key.chars().take(12).collect::<String>(), now_ms()).await?;
+        Ok::<_, StartError>(key)
+    };
+    if let Some(key) = &config.api_key {
+        let key = key.expose_secret().trim().to_owned();
+        if key.len() < 16 {
+            return Err(StartError::Config("--api-key / KPAY_API_KEY must be at least 16 characters".into()));
+        }
+        return Ok((add(key).await?, false));
+    }
+    let file = config.data_dir.join("api-key");
+    let dir_err = |source| StartError::DataDir { path: config.data_dir.display().to_string(), source };
+    match std::fs::read_to_string(&file) {
+        Ok(key) if !key.trim().is_empty() => Ok((add(key.trim().to_owned()).await?, false)),
+        _ => {
+            std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
+            let key = auth::generate_key();
+            write_secret(&file, &key).map_err(dir_err)?;
+            Ok((add(key).await?, true))
+        }
+    }
+}
+
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    writeln!(f, "{secret}")
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    public_url: String,
+    router: Router,
+    state: AppState,
+    reconciler: Reconciler,
+    api_key: String,
+    api_key_generated: bool,
+    builtin_sandbox: bool,
+    shutdown_timeout: Duration,
+}
+
+/// Builds the services for `config`; `builtin_base` is where the built-in sandbox would be.
+async fn services(config: &ServerConfig, public_url: &str, builtin_base: &str, metrics: Arc<Metrics>) -> Result<Services, StartError> {
+    let store = Store::connect(&database_url(config)).await?;
+    let client = kakaopay_client(config, builtin_base)?;
+    Ok(Services {
+        store,
+        kakaopay: Gateway::new(client, config.cid.clone(), metrics),
+        settings: Arc::new(Settings {
+            public_url: public_url.to_owned(),
+            unknown_grace: config.unknown_grace,
+            payment_ttl: Duration::from_secs(15 * 60),
+            instance: new_id("inst_"),
+        }),
+        tasks: TaskTracker::new(),
+    })
+}
+
+impl Application {
+    /// Checks the configuration, binds, opens the database (migrating it) and wires everything.
+    pub async fn build(config: ServerConfig) -> Result<Self, StartError> {
+        if let Some(url) = &config.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(StartError::Config(format!("--public-url {url:?} must be an http(s) URL")));
+            }
+        }
+        if let Some(url) = &config.kakaopay_url {
+            if url::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+                return Err(StartError::Config(format!("--kakaopay-url {url:?} must be an http(s) URL")));
+            }
+        }
+        let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+        let reachable = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
+        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{reachable}")).trim_end_matches('/').to_owned();
+        let builtin_base = format!("http://{reachable}/sandbox");
+        let metrics = Arc::new(Metrics::default());
+        let services = services(&config, &public_url, &builtin_base, Arc::clone(&metrics)).await?;
+        let (api_key, api_key_generated) = ensure_api_key(&config, &services.store).await?;
+        let state = AppState {
+            services: services.clone(),
+            metrics,
+            api_keys: Arc::default(),
+            http: reqwest::Client::builder().build().map_err(|e| StartError::Config(e.to_string()))?,
+        };
+        let mut router = http::router(state.clone());
+        let builtin_sandbox = config.uses_builtin_sandbox();
+        if builtin_sandbox {
+            let sandbox = kakaopay_sandbox::Sandbox::new(kakaopay_sandbox::SandboxConfig {
+                public_url: format!("{public_url}/sandbox"),
+                ..Default::default()
+            });
+            let _eviction = sandbox.start_eviction();
+            router = router.nest("/sandbox", kakaopay_sandbox::router(sandbox));
+        }
+        let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
+        Ok(Self {
+            listener,
+            addr,
+            public_url,
+            router,
+            reconciler: Reconciler::new(services, config.reconcile_interval),
+            state,
+            api_key,
+            api_key_generated,
+            builtin_sandbox,
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// The base URL browsers use.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+    /// The merchant API key in force.
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+    /// Whether the key was generated by this start (print it once).
+    pub fn api_key_generated(&self) -> bool {
+        self.api_key_generated
+    }
+    /// Whether the built-in sandbox serves as KakaoPay.
+    pub fn builtin_sandbox(&self) -> bool {
+        self.builtin_sandbox
+    }
+    /// The services (for tests and tools).
+    pub fn services(&self) -> &Services {
+        &self.state.services
+    }
+    /// Mounts more routes (the shop and dashboard pages).
+    pub fn merge(mut self, routes: Router) -> Self {
+        self.router = self.router.merge(routes);
+        self
+    }
+    /// The state handlers share.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops taking requests, finishes in-flight ones and
+    /// background lookups (bounded by the shutdown timeout) and closes the database.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+        let stop = CancellationToken::new();
+        let reconciler = tokio::spawn(self.reconciler.clone().run(stop.clone()));
+        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        stop.cancel();
+        let tasks = self.state.services.tasks.clone();
+        tasks.close();
+        if tokio::time::timeout(self.shutdown_timeout, async {
+            let _ = reconciler.await;
+            tasks.wait().await;
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!("shutdown timeout: some background lookups were left to the next start's reconciler");
+        }
+        self.state.services.store.close().await;
+        served.map_err(StartError::Serve)
+    }
+}
+
+/// `kpay reconcile`: one pass with a report, without serving. With the default configuration it
+/// talks to the built-in sandbox of the server running at `--listen`.
+pub async fn reconcile_once(config: ServerConfig, since: Duration) -> Result<PassReport, StartError> {
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+    let builtin_base = format!("http://{}/sandbox", config.listen);
+    let services = services(&config, &public_url, &builtin_base, Arc::new(Metrics::default())).await?;
+    let report = Reconciler::new(services.clone(), config.reconcile_interval).full_report(since).await;
+    services.tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), services.tasks.wait()).await;
+    services.store.close().await;
+    Ok(report)
+}
