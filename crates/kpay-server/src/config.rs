@@ -44,6 +44,9 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Whether to serve the demo shop at `/`.
     pub demo_shop: bool,
+    /// How long a ready stays payable before the reconciler expires it (KakaoPay: 15 minutes;
+    /// shorter only in tests).
+    pub payment_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -66,6 +69,7 @@ impl ServerConfig {
             admin_password: None,
             shutdown_timeout: Duration::from_secs(20),
             demo_shop: true,
+            payment_ttl: Duration::from_secs(15 * 60),
         }
     }
 

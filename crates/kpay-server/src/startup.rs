@@ -164,7 +164,7 @@ async fn services(config: &ServerConfig, public_url: &str, builtin_base: &str, m
         settings: Arc::new(Settings {
             public_url: public_url.to_owned(),
             unknown_grace: config.unknown_grace,
-            payment_ttl: Duration::from_secs(15 * 60),
+            payment_ttl: config.payment_ttl,
             instance: new_id("inst_"),
         }),
         tasks: TaskTracker::new(),

@@ -1,14 +1,16 @@
-//! `kpay`: one binary for the KakaoPay stack. `kpay sandbox` runs the local KakaoPay;
-//! `kpay bench sandbox` measures it.
+//! `kpay`: one binary for the KakaoPay stack. `kpay serve` runs the payment server (with the
+//! built-in sandbox when no KakaoPay key is configured), `kpay sandbox` the local KakaoPay alone,
+//! `kpay reconcile` one reconciliation pass, `kpay bench …` the load generators.
 
 mod bench;
 mod sandbox;
+mod serve;
 mod telemetry;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// The KakaoPay payment stack: a local KakaoPay sandbox and tools around it.
+/// The KakaoPay payment stack: payment server, local KakaoPay sandbox, reconciler and benchmarks.
 #[derive(Debug, Parser)]
 #[command(name = "kpay", version, about, long_about = None, propagate_version = true)]
 struct Cli {
@@ -21,6 +23,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the payment server (merchant API, callbacks, reconciler, shop, admin).
+    Serve(serve::ServeArgs),
+    /// Run one reconciliation pass against KakaoPay and print what changed and every mismatch.
+    Reconcile(serve::ReconcileArgs),
     /// Run the KakaoPay sandbox alone, at the real KakaoPay paths from the root.
     Sandbox(sandbox::Args),
     /// Load tests (bounded, loopback only).
@@ -43,6 +49,8 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => serve::serve(args).await,
+            Command::Reconcile(args) => serve::reconcile(args).await,
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Bench(b) => bench::run(b).await,
         }

@@ -3,7 +3,7 @@
 //! `status` appended.
 
 use super::AppState;
-use crate::service::ServiceError;
+use crate::service::{Hint, ServiceError};
 use crate::store::PaymentRecord;
 use crate::web::result::result_page;
 use axum::Json;
@@ -64,10 +64,20 @@ pub async fn approve(State(state): State<AppState>, Path(id): Path<String>, Quer
     }
 }
 
-/// `GET /pay/{id}/cancel` and `GET /pay/{id}/fail`: KakaoPay's order lookup says what happened
-/// (a forged callback changes nothing).
-pub async fn abandon(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match state.services.sync(&id).await {
+/// `GET /pay/{id}/cancel`: KakaoPay's order lookup says what happened (a forged callback changes
+/// nothing).
+pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    abandon(&state, &id, Hint::None).await
+}
+
+/// `GET /pay/{id}/fail`: as cancel; a still-pending order means KakaoPay let it expire.
+pub async fn fail(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    abandon(&state, &id, Hint::SentToFailUrl).await
+}
+
+async fn abandon(state: &AppState, id: &str, hint: Hint) -> Response {
+    let id = id.to_owned();
+    match state.services.sync_with(&id, hint).await {
         Ok(report) => answer(&report.payment),
         Err(ServiceError::NotFound(id)) => failure(ServiceError::NotFound(id)),
         Err(e) => {

@@ -187,9 +187,13 @@ impl Services {
         }
     }
 
-    /// Records a payment cancelled because of a mismatch.
-    pub(crate) async fn record_mismatch_canceled(&self, p: &PaymentRecord, from: PaymentStatus, canceled: Amounts, why: &str, aid: Option<&str>) -> Result<PaymentRecord, ServiceError> {
+    /// Records a payment cancelled because of a mismatch. The ledger keeps what was ordered and
+    /// marks all of it given back; KakaoPay's own figures go into the event.
+    pub(crate) async fn record_mismatch_canceled(&self, p: &PaymentRecord, from: PaymentStatus, kakaopay_canceled: Amounts, why: &str, aid: Option<&str>) -> Result<PaymentRecord, ServiceError> {
         let now = now_ms();
+        let canceled = p.amounts();
+        let why = format!("{why}; KakaoPay cancelled {} won", kakaopay_canceled.total.won());
+        let why = why.as_str();
         let to = transition(from, Event::MismatchCanceled)?;
         let changes = Changes {
             failure_code: Some("amount_mismatch".into()),

@@ -10,7 +10,7 @@ mod sync;
 
 pub use create::{Channel, CreatePayment};
 pub use refund::{RefundInput, RefundResult};
-pub use sync::SyncReport;
+pub use sync::{Hint, SyncReport};
 
 use crate::domain::{AmountsError, PaymentStatus, RefundError, TransitionError};
 use crate::gateway::Gateway;

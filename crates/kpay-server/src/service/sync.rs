@@ -47,9 +47,26 @@ pub(crate) fn compare(p: &PaymentRecord, order: &OrderResponse) -> Option<String
     }
 }
 
+/// What the caller knows besides the lookup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hint {
+    /// Nothing.
+    #[default]
+    None,
+    /// KakaoPay's page sent the buyer to fail_url. With the order still pending at KakaoPay that
+    /// can only mean the payment expired there (an authentication failure shows as
+    /// `FAIL_AUTH_PASSWORD`).
+    SentToFailUrl,
+}
+
 impl Services {
     /// Looks the payment up at KakaoPay and brings the ledger in line.
     pub async fn sync(&self, id: &str) -> Result<SyncReport, ServiceError> {
+        self.sync_with(id, Hint::None).await
+    }
+
+    /// [`Services::sync`] with what the caller knows.
+    pub async fn sync_with(&self, id: &str, hint: Hint) -> Result<SyncReport, ServiceError> {
         let p = self.payment(id).await?;
         let tid = p.tid.parse().map_err(|_| ServiceError::Conflict { code: "corrupt_record", message: "stored tid is invalid".into() })?;
         let order = self.kakaopay.order(&tid).await.map_err(|e| match e {
@@ -59,7 +76,7 @@ impl Services {
         let before = p.status();
         let now = now_ms();
         match before {
-            PaymentStatus::Ready | PaymentStatus::Approving => self.sync_unpaid(&p, &order, now).await?,
+            PaymentStatus::Ready | PaymentStatus::Approving => self.sync_unpaid(&p, &order, now, hint).await?,
             PaymentStatus::Approved | PaymentStatus::PartiallyCanceled => self.sync_refunds(&p, &order, now).await?,
             _ => {}
         }
@@ -82,7 +99,7 @@ impl Services {
         })
     }
 
-    async fn sync_unpaid(&self, p: &PaymentRecord, order: &OrderResponse, now: i64) -> Result<(), ServiceError> {
+    async fn sync_unpaid(&self, p: &PaymentRecord, order: &OrderResponse, now: i64, hint: Hint) -> Result<(), ServiceError> {
         let from = p.status();
         if order.status.is_paid() || order.status == OrderStatus::IssuedSid {
             let paid = order.amount.as_ref().map(amounts_of).unwrap_or_default();
@@ -111,7 +128,8 @@ impl Services {
             self.store.transition(&p.id, from, to, &changes, &ev, now).await?;
             return Ok(());
         }
-        let remote = Remote { status: order.status.clone(), past_expiry: now >= p.expires_at };
+        let expired_there = hint == Hint::SentToFailUrl && from == PaymentStatus::Ready && order.status.is_pending();
+        let remote = Remote { status: order.status.clone(), past_expiry: now >= p.expires_at || expired_there };
         if let Some(event) = reconcile(from, &remote) {
             let to = transition(from, event)?;
             let failure = match event {

@@ -1,0 +1,150 @@
+//! `kpay serve` and `kpay reconcile`: the payment server and its reconciler by hand.
+
+use kakaopay::{Cid, Generation};
+use kpay_server::{Application, ServerConfig};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Configuration shared by `serve` and `reconcile`; every flag can come from its environment variable.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KPAY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Database: sqlite://PATH or postgres://USER@HOST/DB. Default: SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory for the SQLite database and the generated API key.
+    #[arg(long, env = "KPAY_DATA_DIR", default_value = "kpay-data")]
+    data_dir: PathBuf,
+    /// KakaoPay base URL (the real hosts or an external sandbox). Default: the real host when a key
+    /// is set, else the built-in sandbox at /sandbox.
+    #[arg(long, env = "KAKAOPAY_BASE_URL")]
+    kakaopay_url: Option<String>,
+    /// KakaoPay API generation: open (open-api.kakaopay.com, SECRET_KEY) or legacy (kapi.kakao.com, KakaoAK).
+    #[arg(long, env = "KAKAOPAY_API", default_value = "open", value_parser = ["open", "legacy"])]
+    kakaopay_api: String,
+    /// Secret key of the current API (never printed).
+    #[arg(long = "kakaopay-secret-key", env = "KAKAOPAY_SECRET_KEY", hide_env_values = true)]
+    secret_key: Option<String>,
+    /// Admin key of the legacy API (never printed).
+    #[arg(long = "kakaopay-admin-key", env = "KAKAOPAY_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// Merchant code (CID).
+    #[arg(long, env = "KAKAOPAY_CID", default_value = "TC0ONETIME")]
+    cid: String,
+    /// The merchant API key (Authorization: Bearer). Default: generated on first start, kept in the data directory.
+    #[arg(long, env = "KPAY_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Base URL browsers reach, used for KakaoPay's approval/cancel/fail URLs. Default: http://<listen>.
+    #[arg(long, env = "KPAY_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Seconds between reconciler passes.
+    #[arg(long, env = "KPAY_RECONCILE_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    reconcile_interval: u64,
+    /// Seconds after an unclear approve or refund before a lookup showing "not applied" is believed.
+    #[arg(long, env = "KPAY_UNKNOWN_GRACE", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    unknown_grace: u64,
+    /// Seconds one KakaoPay call may take (default above KakaoPay's own 11 s).
+    #[arg(long, env = "KAKAOPAY_TIMEOUT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=120))]
+    kakaopay_timeout: u64,
+    /// Password of the admin dashboard (default: the API key logs in).
+    #[arg(long, env = "KPAY_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Do not serve the demo shop at /.
+    #[arg(long, env = "KPAY_NO_SHOP")]
+    no_shop: bool,
+}
+
+fn secret(s: Option<String>) -> Option<SecretString> {
+    s.filter(|s| !s.trim().is_empty()).map(SecretString::from)
+}
+
+impl ServerArgs {
+    /// The server configuration, or a one-line reason it is wrong.
+    pub fn config(self) -> Result<ServerConfig, String> {
+        let cid = Cid::parse(&self.cid).map_err(|e| format!("--cid / KAKAOPAY_CID: {e}"))?;
+        let mut c = ServerConfig::new(self.listen);
+        c.database_url = self.database_url.filter(|s| !s.is_empty());
+        c.data_dir = self.data_dir;
+        c.kakaopay_url = self.kakaopay_url.filter(|s| !s.is_empty()).map(|s| s.trim_end_matches('/').to_owned());
+        c.kakaopay_api = if self.kakaopay_api == "legacy" { Generation::Legacy } else { Generation::Open };
+        c.secret_key = secret(self.secret_key);
+        c.admin_key = secret(self.admin_key);
+        c.cid = cid;
+        c.api_key = secret(self.api_key);
+        c.public_url = self.public_url.filter(|s| !s.is_empty());
+        c.reconcile_interval = Duration::from_secs(self.reconcile_interval);
+        c.unknown_grace = Duration::from_secs(self.unknown_grace);
+        c.kakaopay_timeout = Duration::from_secs(self.kakaopay_timeout);
+        c.admin_password = secret(self.admin_password);
+        c.demo_shop = !self.no_shop;
+        Ok(c)
+    }
+}
+
+/// Flags of `kpay serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// Flags of `kpay reconcile`.
+#[derive(Debug, clap::Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// Also compare every payment changed in the last this many hours with KakaoPay.
+    #[arg(long, default_value_t = 24)]
+    since_hours: u64,
+}
+
+/// Runs the payment server until SIGINT/SIGTERM.
+pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = args.server.config()?;
+    tracing::info!(config = ?config, "starting kpay serve");
+    let demo_shop = config.demo_shop;
+    let app = Application::build(config).await?;
+    let base = app.public_url().to_owned();
+    println!("kpay serve listening on http://{}", app.addr());
+    if demo_shop {
+        println!("  shop          : {base}/");
+    }
+    println!("  admin         : {base}/admin");
+    println!("  merchant API  : {base}/api/v1/payments   (OpenAPI: {base}/openapi.json)");
+    println!("  health        : {base}/healthz  {base}/readyz  {base}/metrics");
+    if app.builtin_sandbox() {
+        println!("  KakaoPay      : built-in sandbox at {base}/sandbox (no KakaoPay key configured)");
+    }
+    if app.api_key_generated() {
+        println!("  API key       : {}   (generated now and kept in the data directory; shown only once)", app.api_key());
+    }
+    app.run_until_stopped(crate::sandbox::shutdown_signal()).await?;
+    println!("kpay serve stopped");
+    Ok(())
+}
+
+/// Runs one reconciler pass and prints what changed and every mismatch.
+pub async fn reconcile(args: ReconcileArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let config = args.server.config()?;
+    let report = kpay_server::reconcile_once(config, Duration::from_secs(args.since_hours * 3600)).await?;
+    println!("kpay reconcile: {} payments checked, {} changed, {} mismatches", report.checked, report.changed(), report.mismatches());
+    for l in &report.lines {
+        if let Some(c) = &l.change {
+            println!("  changed   {} (tid {}): {c}", l.id, l.tid);
+        }
+        if let Some(m) = &l.mismatch {
+            println!("  MISMATCH  {} (tid {}): {m}", l.id, l.tid);
+        }
+        if let Some(e) = &l.error {
+            println!("  error     {} (tid {}): {e}", l.id, l.tid);
+        }
+    }
+    if report.mismatches() > 0 {
+        return Err(format!("{} payments disagree with KakaoPay", report.mismatches()).into());
+    }
+    Ok(())
+}
