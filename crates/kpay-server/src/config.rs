@@ -87,7 +87,10 @@ impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
             .field("data_dir", &self.data_dir)
             .field("kakaopay_url", &self.kakaopay_url)
             .field("kakaopay_api", &self.kakaopay_api)

@@ -19,7 +19,11 @@ pub struct Gateway {
 impl Gateway {
     /// Wraps a client.
     pub fn new(client: Client, cid: Cid, metrics: Arc<Metrics>) -> Self {
-        Self { client, cid, metrics }
+        Self {
+            client,
+            cid,
+            metrics,
+        }
     }
     /// The merchant's CID.
     pub fn cid(&self) -> &Cid {
@@ -31,7 +35,8 @@ impl Gateway {
     }
 
     fn observe<T>(&self, op: Operation, started: Instant, result: &Result<T, Error>) {
-        self.metrics.observe_kakaopay(op, started.elapsed(), result.as_ref().err());
+        self.metrics
+            .observe_kakaopay(op, started.elapsed(), result.as_ref().err());
     }
 
     /// ready.
@@ -58,7 +63,10 @@ impl Gateway {
     /// Order lookup of `tid`.
     pub async fn order(&self, tid: &Tid) -> Result<OrderResponse, Error> {
         let t = Instant::now();
-        let r = self.client.order(&OrderRequest::new(self.cid.clone(), tid.clone())).await;
+        let r = self
+            .client
+            .order(&OrderRequest::new(self.cid.clone(), tid.clone()))
+            .await;
         self.observe(Operation::Order, t, &r);
         r
     }

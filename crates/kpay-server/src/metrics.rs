@@ -33,7 +33,9 @@ struct HttpLabels {
 }
 
 fn latency_histogram() -> Histogram {
-    Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 11.0, 15.0])
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 11.0, 15.0,
+    ])
 }
 
 /// The server's metrics.
@@ -54,15 +56,36 @@ impl std::fmt::Debug for Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
-        let kakaopay_latency = Family::<OpLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let kakaopay_latency =
+            Family::<OpLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
         let kakaopay_errors = Family::<ErrorLabels, Counter>::default();
         let payments = Family::<StatusLabels, Gauge>::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register("kpay_kakaopay_request_duration_seconds", "KakaoPay call latency", kakaopay_latency.clone());
-        registry.register("kpay_kakaopay_errors", "KakaoPay call failures by code", kakaopay_errors.clone());
+        registry.register(
+            "kpay_kakaopay_request_duration_seconds",
+            "KakaoPay call latency",
+            kakaopay_latency.clone(),
+        );
+        registry.register(
+            "kpay_kakaopay_errors",
+            "KakaoPay call failures by code",
+            kakaopay_errors.clone(),
+        );
         registry.register("kpay_payments", "Payments by status", payments.clone());
-        registry.register("kpay_http_requests", "HTTP requests by route and status", http_requests.clone());
-        Self { registry, kakaopay_latency, kakaopay_errors, payments, http_requests }
+        registry.register(
+            "kpay_http_requests",
+            "HTTP requests by route and status",
+            http_requests.clone(),
+        );
+        Self {
+            registry,
+            kakaopay_latency,
+            kakaopay_errors,
+            payments,
+            http_requests,
+        }
     }
 }
 
@@ -71,7 +94,9 @@ impl Metrics {
     pub fn observe_kakaopay(&self, op: Operation, took: Duration, error: Option<&Error>) {
         let operation = op.path_tail().replace('/', "_");
         self.kakaopay_latency
-            .get_or_create(&OpLabels { operation: operation.clone() })
+            .get_or_create(&OpLabels {
+                operation: operation.clone(),
+            })
             .observe(took.as_secs_f64());
         if let Some(e) = error {
             let code = match e {
@@ -80,22 +105,34 @@ impl Metrics {
                 Error::Decode { .. } => "decode".into(),
                 _ => "other".into(),
             };
-            self.kakaopay_errors.get_or_create(&ErrorLabels { operation, code }).inc();
+            self.kakaopay_errors
+                .get_or_create(&ErrorLabels { operation, code })
+                .inc();
         }
     }
 
     /// Records one HTTP request.
     pub fn observe_http(&self, route: &str, status: u16) {
         self.http_requests
-            .get_or_create(&HttpLabels { route: route.to_owned(), status: status.to_string() })
+            .get_or_create(&HttpLabels {
+                route: route.to_owned(),
+                status: status.to_string(),
+            })
             .inc();
     }
 
     /// Sets the payments-by-status gauge.
     pub fn set_payment_counts(&self, counts: &[(String, i64)]) {
         for status in crate::domain::PaymentStatus::ALL {
-            let n = counts.iter().find(|(s, _)| s == status.as_str()).map_or(0, |(_, n)| *n);
-            self.payments.get_or_create(&StatusLabels { status: status.as_str().to_owned() }).set(n);
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == status.as_str())
+                .map_or(0, |(_, n)| *n);
+            self.payments
+                .get_or_create(&StatusLabels {
+                    status: status.as_str().to_owned(),
+                })
+                .set(n);
         }
     }
 

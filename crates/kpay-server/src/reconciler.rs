@@ -50,13 +50,29 @@ impl PassReport {
     }
 }
 
-fn line(id: String, tid: String, result: Result<SyncReport, crate::service::ServiceError>) -> Option<Line> {
+fn line(
+    id: String,
+    tid: String,
+    result: Result<SyncReport, crate::service::ServiceError>,
+) -> Option<Line> {
     match result {
         Ok(r) => {
             let change = r.changed.map(|(a, b)| format!("{a} → {b}"));
-            (change.is_some() || r.mismatch.is_some()).then_some(Line { id, tid, change, mismatch: r.mismatch, error: None })
+            (change.is_some() || r.mismatch.is_some()).then_some(Line {
+                id,
+                tid,
+                change,
+                mismatch: r.mismatch,
+                error: None,
+            })
         }
-        Err(e) => Some(Line { id, tid, change: None, mismatch: None, error: Some(e.to_string()) }),
+        Err(e) => Some(Line {
+            id,
+            tid,
+            change: None,
+            mismatch: None,
+            error: Some(e.to_string()),
+        }),
     }
 }
 
@@ -79,7 +95,12 @@ impl Reconciler {
         let owner = &self.services.settings.instance;
         let mut report = PassReport::default();
         loop {
-            let due = match self.services.store.lease_due(owner, now_ms(), LEASE_MS, BATCH).await {
+            let due = match self
+                .services
+                .store
+                .lease_due(owner, now_ms(), LEASE_MS, BATCH)
+                .await
+            {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, "reconciler could not lease payments");
@@ -90,10 +111,10 @@ impl Reconciler {
             report.checked += batch;
             let mut set = JoinSet::new();
             for p in due {
-                if set.len() >= PARALLEL {
-                    if let Some(Ok(Some(l))) = set.join_next().await {
-                        report.lines.push(l);
-                    }
+                if set.len() >= PARALLEL
+                    && let Some(Ok(Some(l))) = set.join_next().await
+                {
+                    report.lines.push(l);
                 }
                 let services = self.services.clone();
                 let owner = owner.clone();
@@ -105,7 +126,10 @@ impl Reconciler {
                     if let Err(e) = &result {
                         tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed");
                         // Try again later rather than at once.
-                        let _ = services.store.schedule_check(&p.id, Some(now_ms() + 10_000)).await;
+                        let _ = services
+                            .store
+                            .schedule_check(&p.id, Some(now_ms() + 10_000))
+                            .await;
                     }
                     line(p.id, p.tid, result)
                 });
@@ -134,7 +158,12 @@ impl Reconciler {
             if let Err(e) = self.services.store.record_run(&run).await {
                 tracing::warn!(error = %e, "could not record the reconciler run");
             }
-            tracing::info!(checked = report.checked, changed = report.changed(), mismatches = report.mismatches(), "reconciler pass");
+            tracing::info!(
+                checked = report.checked,
+                changed = report.changed(),
+                mismatches = report.mismatches(),
+                "reconciler pass"
+            );
         }
         report
     }
@@ -160,11 +189,18 @@ impl Reconciler {
         let recent = match self.services.store.updated_since(since_ms, 10_000).await {
             Ok(r) => r,
             Err(e) => {
-                report.lines.push(Line { id: "-".into(), tid: "-".into(), change: None, mismatch: None, error: Some(e.to_string()) });
+                report.lines.push(Line {
+                    id: "-".into(),
+                    tid: "-".into(),
+                    change: None,
+                    mismatch: None,
+                    error: Some(e.to_string()),
+                });
                 return report;
             }
         };
-        let seen: std::collections::HashSet<String> = report.lines.iter().map(|l| l.id.clone()).collect();
+        let seen: std::collections::HashSet<String> =
+            report.lines.iter().map(|l| l.id.clone()).collect();
         for p in recent.into_iter().filter(|p| !seen.contains(&p.id)) {
             report.checked += 1;
             let result = self.services.sync(&p.id).await;

@@ -74,7 +74,9 @@ fn kakaopay_client(config: &ServerConfig, builtin_base: &str) -> Result<Client, 
             (Some(k), _) => Ok(k.expose_secret().to_owned()),
             (None, None) => Ok("kpay-builtin-sandbox".to_owned()),
             (None, Some(url)) if is_loopback(url) => Ok("kpay-local-sandbox".to_owned()),
-            (None, Some(url)) => Err(StartError::Config(format!("{name} is required to call KakaoPay at {url}"))),
+            (None, Some(url)) => Err(StartError::Config(format!(
+                "{name} is required to call KakaoPay at {url}"
+            ))),
         }
     };
     let credentials = match config.kakaopay_api {
@@ -97,25 +99,42 @@ fn kakaopay_client(config: &ServerConfig, builtin_base: &str) -> Result<Client, 
         (None, true) => builder = builder.base_url(builtin_base),
         (None, false) => {}
     }
-    builder.build().map_err(|e| StartError::Config(e.to_string()))
+    builder
+        .build()
+        .map_err(|e| StartError::Config(e.to_string()))
 }
 
 /// Makes sure an API key exists: the configured one, the one kept in the data directory, or a new
 /// one. Returns the key when it was generated now (to print it once).
-async fn ensure_api_key(config: &ServerConfig, store: &Store) -> Result<(String, bool), StartError> {
+async fn ensure_api_key(
+    config: &ServerConfig,
+    store: &Store,
+) -> Result<(String, bool), StartError> {
     let add = |key: String| async move {
-        store.add_api_key(&new_id("key_"), &auth::hash_key(&key), &key.chars().take(12).collect::<String>(), now_ms()).await?;
+        store
+            .add_api_key(
+                &new_id("key_"),
+                &auth::hash_key(&key),
+                &key.chars().take(12).collect::<String>(),
+                now_ms(),
+            )
+            .await?;
         Ok::<_, StartError>(key)
     };
     if let Some(key) = &config.api_key {
         let key = key.expose_secret().trim().to_owned();
         if key.len() < 16 {
-            return Err(StartError::Config("--api-key / KPAY_API_KEY must be at least 16 characters".into()));
+            return Err(StartError::Config(
+                "--api-key / KPAY_API_KEY must be at least 16 characters".into(),
+            ));
         }
         return Ok((add(key).await?, false));
     }
     let file = config.data_dir.join("api-key");
-    let dir_err = |source| StartError::DataDir { path: config.data_dir.display().to_string(), source };
+    let dir_err = |source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    };
     match std::fs::read_to_string(&file) {
         Ok(key) if !key.trim().is_empty() => Ok((add(key.trim().to_owned()).await?, false)),
         _ => {
@@ -155,7 +174,12 @@ pub struct Application {
 }
 
 /// Builds the services for `config`; `builtin_base` is where the built-in sandbox would be.
-async fn services(config: &ServerConfig, public_url: &str, builtin_base: &str, metrics: Arc<Metrics>) -> Result<Services, StartError> {
+async fn services(
+    config: &ServerConfig,
+    public_url: &str,
+    builtin_base: &str,
+    metrics: Arc<Metrics>,
+) -> Result<Services, StartError> {
     let store = Store::connect(&database_url(config)).await?;
     let client = kakaopay_client(config, builtin_base)?;
     Ok(Services {
@@ -174,20 +198,42 @@ async fn services(config: &ServerConfig, public_url: &str, builtin_base: &str, m
 impl Application {
     /// Checks the configuration, binds, opens the database (migrating it) and wires everything.
     pub async fn build(config: ServerConfig) -> Result<Self, StartError> {
-        if let Some(url) = &config.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(StartError::Config(format!("--public-url {url:?} must be an http(s) URL")));
-            }
+        if let Some(url) = &config.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(StartError::Config(format!(
+                "--public-url {url:?} must be an http(s) URL"
+            )));
         }
-        if let Some(url) = &config.kakaopay_url {
-            if url::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
-                return Err(StartError::Config(format!("--kakaopay-url {url:?} must be an http(s) URL")));
-            }
+        if let Some(url) = &config.kakaopay_url
+            && url::Url::parse(url).map_or(true, |u| !matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(StartError::Config(format!(
+                "--kakaopay-url {url:?} must be an http(s) URL"
+            )));
         }
-        let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-        let reachable = if addr.ip().is_unspecified() { SocketAddr::from(([127, 0, 0, 1], addr.port())) } else { addr };
-        let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{reachable}")).trim_end_matches('/').to_owned();
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let reachable = if addr.ip().is_unspecified() {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        } else {
+            addr
+        };
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{reachable}"))
+            .trim_end_matches('/')
+            .to_owned();
         let builtin_base = format!("http://{reachable}/sandbox");
         let metrics = Arc::new(Metrics::default());
         let services = services(&config, &public_url, &builtin_base, Arc::clone(&metrics)).await?;
@@ -196,7 +242,9 @@ impl Application {
             services: services.clone(),
             metrics,
             api_keys: Arc::default(),
-            http: reqwest::Client::builder().build().map_err(|e| StartError::Config(e.to_string()))?,
+            http: reqwest::Client::builder()
+                .build()
+                .map_err(|e| StartError::Config(e.to_string()))?,
         };
         let mut router = http::router(state.clone());
         let builtin_sandbox = config.uses_builtin_sandbox();
@@ -259,10 +307,15 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops taking requests, finishes in-flight ones and
     /// background lookups (bounded by the shutdown timeout) and closes the database.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let stop = CancellationToken::new();
         let reconciler = tokio::spawn(self.reconciler.clone().run(stop.clone()));
-        let served = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
         stop.cancel();
         let tasks = self.state.services.tasks.clone();
         tasks.close();
@@ -273,7 +326,9 @@ impl Application {
         .await
         .is_err()
         {
-            tracing::warn!("shutdown timeout: some background lookups were left to the next start's reconciler");
+            tracing::warn!(
+                "shutdown timeout: some background lookups were left to the next start's reconciler"
+            );
         }
         self.state.services.store.close().await;
         served.map_err(StartError::Serve)
@@ -282,11 +337,25 @@ impl Application {
 
 /// `kpay reconcile`: one pass with a report, without serving. With the default configuration it
 /// talks to the built-in sandbox of the server running at `--listen`.
-pub async fn reconcile_once(config: ServerConfig, since: Duration) -> Result<PassReport, StartError> {
-    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+pub async fn reconcile_once(
+    config: ServerConfig,
+    since: Duration,
+) -> Result<PassReport, StartError> {
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
     let builtin_base = format!("http://{}/sandbox", config.listen);
-    let services = services(&config, &public_url, &builtin_base, Arc::new(Metrics::default())).await?;
-    let report = Reconciler::new(services.clone(), config.reconcile_interval).full_report(since).await;
+    let services = services(
+        &config,
+        &public_url,
+        &builtin_base,
+        Arc::new(Metrics::default()),
+    )
+    .await?;
+    let report = Reconciler::new(services.clone(), config.reconcile_interval)
+        .full_report(since)
+        .await;
     services.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), services.tasks.wait()).await;
     services.store.close().await;

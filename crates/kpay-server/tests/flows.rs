@@ -10,8 +10,14 @@ async fn create_authorize_callback_approved(backend: Backend, generation: Genera
     let app = TestApp::spawn(backend, generation).await;
     let p = app.create(11_000).await;
     assert_eq!(p["status"], "ready");
-    assert_eq!(p["amount"], json!({"total": 11000, "tax_free": 0, "vat": 1000, "green_deposit": 0}));
-    assert!(p["redirect_url"].as_str().unwrap().ends_with("/info"), "pc channel by default: {p}");
+    assert_eq!(
+        p["amount"],
+        json!({"total": 11000, "tax_free": 0, "vat": 1000, "green_deposit": 0})
+    );
+    assert!(
+        p["redirect_url"].as_str().unwrap().ends_with("/info"),
+        "pc channel by default: {p}"
+    );
     let id = p["id"].as_str().unwrap();
     let callback = app.authorize(&p).await;
     assert!(callback.starts_with(&format!("{}/pay/{id}/approve?pg_token=", app.base)));
@@ -29,9 +35,16 @@ async fn create_authorize_callback_approved(backend: Backend, generation: Genera
     let (status, _, page) = app.browse(&callback).await;
     assert_eq!(status, 200);
     assert!(page.contains(p["aid"].as_str().unwrap()));
-    let events: Vec<String> = app.events(id).await.iter().map(|e| e["cause"].as_str().unwrap().to_owned()).collect();
+    let events: Vec<String> = app
+        .events(id)
+        .await
+        .iter()
+        .map(|e| e["cause"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(events, ["created", "approve_claimed", "approved"]);
-    let order = app.kakaopay_order(p["tid"].as_str().unwrap(), generation).await;
+    let order = app
+        .kakaopay_order(p["tid"].as_str().unwrap(), generation)
+        .await;
     assert_eq!(order.status, OrderStatus::SuccessPayment);
     assert_eq!(order.payment_action_details.len(), 1);
 }
@@ -40,14 +53,27 @@ both_backends!(create_authorize_callback_approved, generations);
 async fn buyer_quits_or_fails(backend: Backend, generation: Generation) {
     let app = TestApp::spawn(backend, generation).await;
     let p = app.create(5000).await;
-    let (_, body) = app.sandbox(&format!("/payments/{}/quit", p["tid"].as_str().unwrap()), None).await;
+    let (_, body) = app
+        .sandbox(
+            &format!("/payments/{}/quit", p["tid"].as_str().unwrap()),
+            None,
+        )
+        .await;
     let (status, _, page) = app.browse(body["redirect_url"].as_str().unwrap()).await;
     assert_eq!(status, 200);
     assert!(page.contains("결제를 취소했습니다"));
-    assert_eq!(app.payment(p["id"].as_str().unwrap()).await["status"], "quit");
+    assert_eq!(
+        app.payment(p["id"].as_str().unwrap()).await["status"],
+        "quit"
+    );
 
     let p = app.create(5000).await;
-    let (_, body) = app.sandbox(&format!("/payments/{}/fail", p["tid"].as_str().unwrap()), None).await;
+    let (_, body) = app
+        .sandbox(
+            &format!("/payments/{}/fail", p["tid"].as_str().unwrap()),
+            None,
+        )
+        .await;
     let (_, _, page) = app.browse(body["redirect_url"].as_str().unwrap()).await;
     assert!(page.contains("결제에 실패했습니다"));
     let p = app.payment(p["id"].as_str().unwrap()).await;
@@ -70,7 +96,9 @@ async fn expiry_via_the_sandbox_clock(backend: Backend, generation: Generation) 
     let p = app.create(3000).await;
     let id = p["id"].as_str().unwrap();
     let callback = app.authorize(&p).await;
-    let (status, _) = app.sandbox("/clock/advance", Some(json!({"seconds": 16 * 60}))).await;
+    let (status, _) = app
+        .sandbox("/clock/advance", Some(json!({"seconds": 16 * 60})))
+        .await;
     assert_eq!(status, 200);
     // A late approval callback: KakaoPay refuses with -723, the payment expires.
     let (status, _, page) = app.browse(&callback).await;
@@ -78,25 +106,40 @@ async fn expiry_via_the_sandbox_clock(backend: Backend, generation: Generation) 
     assert!(page.contains("만료"), "{page}");
     let p = app.payment(id).await;
     assert_eq!(p["status"], "expired");
-    let causes: Vec<_> = app.events(id).await.iter().map(|e| e["cause"].as_str().unwrap().to_owned()).collect();
+    let causes: Vec<_> = app
+        .events(id)
+        .await
+        .iter()
+        .map(|e| e["cause"].as_str().unwrap().to_owned())
+        .collect();
     assert!(causes.contains(&"expired".to_owned()), "{causes:?}");
 
     // A buyer still on the page: it says expired and leads to fail_url.
     let q = app.create(3000).await;
-    app.sandbox("/clock/advance", Some(json!({"seconds": 16 * 60}))).await;
+    app.sandbox("/clock/advance", Some(json!({"seconds": 16 * 60})))
+        .await;
     let (_, _, page) = app.browse(q["redirect_url"].as_str().unwrap()).await;
     assert!(page.contains("만료"));
     let fail_url = format!("{}/pay/{}/fail", app.base, q["id"].as_str().unwrap());
-    assert!(page.contains(&fail_url), "the expired page links to fail_url");
+    assert!(
+        page.contains(&fail_url),
+        "the expired page links to fail_url"
+    );
     let (_, _, page) = app.browse(&fail_url).await;
     assert!(page.contains("만료"));
-    assert_eq!(app.payment(q["id"].as_str().unwrap()).await["status"], "expired");
+    assert_eq!(
+        app.payment(q["id"].as_str().unwrap()).await["status"],
+        "expired"
+    );
 }
 both_backends!(expiry_via_the_sandbox_clock, generations);
 
 /// The buyer never comes back: the reconciler expires the payment once its time is over.
 async fn reconciler_expires_abandoned_payments(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn_with(backend, generation, |c| c.payment_ttl = std::time::Duration::from_millis(500)).await;
+    let app = TestApp::spawn_with(backend, generation, |c| {
+        c.payment_ttl = std::time::Duration::from_millis(500)
+    })
+    .await;
     let p = app.create(1000).await;
     let p = app.wait_for(p["id"].as_str().unwrap(), "expired").await;
     assert_eq!(p["failure"]["message"], "not paid within 15 minutes");
@@ -107,7 +150,12 @@ async fn partial_and_full_refunds(backend: Backend, generation: Generation) {
     let app = TestApp::spawn(backend, generation).await;
     let p = app.paid(33_000).await;
     let id = p["id"].as_str().unwrap();
-    let (status, p) = app.post(&format!("/api/v1/payments/{id}/cancel"), json!({"amount": 11_000, "reason": "부분 반품"})).await;
+    let (status, p) = app
+        .post(
+            &format!("/api/v1/payments/{id}/cancel"),
+            json!({"amount": 11_000, "reason": "부분 반품"}),
+        )
+        .await;
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["status"], "partially_canceled");
     assert_eq!(p["canceled_amount"], 11_000);
@@ -119,28 +167,64 @@ async fn partial_and_full_refunds(backend: Backend, generation: Generation) {
     assert_eq!(refund["reason"], "부분 반품");
 
     // More than what is left: refused, nothing changes.
-    let (status, e) = app.post(&format!("/api/v1/payments/{id}/cancel"), json!({"amount": 22_001})).await;
+    let (status, e) = app
+        .post(
+            &format!("/api/v1/payments/{id}/cancel"),
+            json!({"amount": 22_001}),
+        )
+        .await;
     assert_eq!(status, 400, "{e}");
     assert_eq!(e["error"]["field"], "amount");
 
-    let (status, p) = app.post(&format!("/api/v1/payments/{id}/cancel"), json!({"amount": 22_000})).await;
+    let (status, p) = app
+        .post(
+            &format!("/api/v1/payments/{id}/cancel"),
+            json!({"amount": 22_000}),
+        )
+        .await;
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["status"], "canceled");
-    assert_eq!(p["canceled"], json!({"total": 33000, "tax_free": 0, "vat": 3000, "green_deposit": 0}));
+    assert_eq!(
+        p["canceled"],
+        json!({"total": 33000, "tax_free": 0, "vat": 3000, "green_deposit": 0})
+    );
     assert_eq!(p["cancelable_amount"], 0);
     assert_eq!(p["refunds"].as_array().unwrap().len(), 2);
 
-    let (status, e) = app.post(&format!("/api/v1/payments/{id}/cancel"), json!({"amount": 1})).await;
+    let (status, e) = app
+        .post(
+            &format!("/api/v1/payments/{id}/cancel"),
+            json!({"amount": 1}),
+        )
+        .await;
     assert_eq!(status, 409);
     assert_eq!(e["error"]["code"], "not_refundable");
 
     // KakaoPay agrees, to the won.
-    let order = app.kakaopay_order(p["tid"].as_str().unwrap(), generation).await;
+    let order = app
+        .kakaopay_order(p["tid"].as_str().unwrap(), generation)
+        .await;
     assert_eq!(order.status, OrderStatus::CancelPayment);
     assert_eq!(order.canceled_amount.unwrap().total.won(), 33_000);
     assert_eq!(order.canceled_amount.unwrap().vat.won(), 3000);
-    let causes: Vec<_> = app.events(id).await.iter().map(|e| e["cause"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(causes, ["created", "approve_claimed", "approved", "refund_requested", "refunded_part", "refund_requested", "refunded_full"]);
+    let causes: Vec<_> = app
+        .events(id)
+        .await
+        .iter()
+        .map(|e| e["cause"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            "created",
+            "approve_claimed",
+            "approved",
+            "refund_requested",
+            "refunded_part",
+            "refund_requested",
+            "refunded_full"
+        ]
+    );
 }
 both_backends!(partial_and_full_refunds, generations);
 
@@ -156,17 +240,33 @@ async fn tax_free_split_refunds(backend: Backend, generation: Generation) {
     app.browse(&callback).await;
     let id = p["id"].as_str().unwrap();
     let (status, p) = app
-        .post(&format!("/api/v1/payments/{id}/cancel"), json!({"amount": 11_000, "tax_free_amount": 11_000, "vat_amount": 0}))
+        .post(
+            &format!("/api/v1/payments/{id}/cancel"),
+            json!({"amount": 11_000, "tax_free_amount": 11_000, "vat_amount": 0}),
+        )
         .await;
     assert_eq!(status, 200, "{p}");
     assert_eq!(p["canceled"]["tax_free"], 11_000);
     // The rest must be the taxable part: a refund claiming tax-free is refused.
-    let (status, e) = app.post(&format!("/api/v1/payments/{id}/cancel"), json!({"amount": 5000, "tax_free_amount": 1})).await;
+    let (status, e) = app
+        .post(
+            &format!("/api/v1/payments/{id}/cancel"),
+            json!({"amount": 5000, "tax_free_amount": 1}),
+        )
+        .await;
     assert_eq!(status, 400, "{e}");
     assert_eq!(e["error"]["field"], "tax_free_amount");
-    let (status, p) = app.post(&format!("/api/v1/payments/{id}/cancel"), json!({"amount": 11_000})).await;
+    let (status, p) = app
+        .post(
+            &format!("/api/v1/payments/{id}/cancel"),
+            json!({"amount": 11_000}),
+        )
+        .await;
     assert_eq!(status, 200, "{p}");
-    assert_eq!(p["canceled"], json!({"total": 22000, "tax_free": 11000, "vat": 1000, "green_deposit": 0}));
+    assert_eq!(
+        p["canceled"],
+        json!({"total": 22000, "tax_free": 11000, "vat": 1000, "green_deposit": 0})
+    );
 }
 both_backends!(tax_free_split_refunds);
 
@@ -187,9 +287,20 @@ async fn concurrent_duplicate_callbacks_approve_once(backend: Backend, generatio
     }
     let id = p["id"].as_str().unwrap();
     let p = app.wait_for(id, "approved").await;
-    let order = app.kakaopay_order(p["tid"].as_str().unwrap(), generation).await;
-    assert_eq!(order.payment_action_details.len(), 1, "one approve at KakaoPay");
-    let claims = app.events(id).await.iter().filter(|e| e["cause"] == "approve_claimed").count();
+    let order = app
+        .kakaopay_order(p["tid"].as_str().unwrap(), generation)
+        .await;
+    assert_eq!(
+        order.payment_action_details.len(),
+        1,
+        "one approve at KakaoPay"
+    );
+    let claims = app
+        .events(id)
+        .await
+        .iter()
+        .filter(|e| e["cause"] == "approve_claimed")
+        .count();
     assert_eq!(claims, 1);
 }
 both_backends!(concurrent_duplicate_callbacks_approve_once);
@@ -208,11 +319,25 @@ async fn amount_mismatch_is_canceled(backend: Backend, generation: Generation) {
     let p = app.payment(id).await;
     assert_eq!(p["status"], "canceled");
     assert_eq!(p["failure"]["code"], "amount_mismatch");
-    assert!(p["failure"]["message"].as_str().unwrap().contains("10000"), "{p}");
-    let order = app.kakaopay_order(p["tid"].as_str().unwrap(), generation).await;
+    assert!(
+        p["failure"]["message"].as_str().unwrap().contains("10000"),
+        "{p}"
+    );
+    let order = app
+        .kakaopay_order(p["tid"].as_str().unwrap(), generation)
+        .await;
     assert_eq!(order.status, OrderStatus::CancelPayment);
-    let causes: Vec<_> = app.events(id).await.iter().map(|e| e["cause"].as_str().unwrap().to_owned()).collect();
-    assert!(causes.contains(&"amount_mismatch".to_owned()) && causes.contains(&"amount_mismatch_canceled".to_owned()), "{causes:?}");
+    let causes: Vec<_> = app
+        .events(id)
+        .await
+        .iter()
+        .map(|e| e["cause"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        causes.contains(&"amount_mismatch".to_owned())
+            && causes.contains(&"amount_mismatch_canceled".to_owned()),
+        "{causes:?}"
+    );
 }
 both_backends!(amount_mismatch_is_canceled);
 
@@ -221,10 +346,22 @@ async fn tamper(app: &TestApp, id: &str, total: i64) {
     let vat = (2 * total + 11) / 22;
     if app.scratch.url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(&app.scratch.url).await.unwrap();
-        sqlx::query(sql).bind(total).bind(vat).bind(id).execute(&pool).await.unwrap();
+        sqlx::query(sql)
+            .bind(total)
+            .bind(vat)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
     } else {
         let pool = sqlx::PgPool::connect(&app.scratch.url).await.unwrap();
-        sqlx::query(sql).bind(total).bind(vat).bind(id).execute(&pool).await.unwrap();
+        sqlx::query(sql)
+            .bind(total)
+            .bind(vat)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
     }
 }
 
@@ -239,6 +376,12 @@ async fn return_url_redirects(backend: Backend, generation: Generation) {
     let callback = app.authorize(&p).await;
     let (status, location, _) = app.browse(&callback).await;
     assert_eq!(status, 303);
-    assert_eq!(location.unwrap(), format!("https://shop.example/orders/77?from=pay&payment_id={}&status=approved", p["id"].as_str().unwrap()));
+    assert_eq!(
+        location.unwrap(),
+        format!(
+            "https://shop.example/orders/77?from=pay&payment_id={}&status=approved",
+            p["id"].as_str().unwrap()
+        )
+    );
 }
 both_backends!(return_url_redirects);

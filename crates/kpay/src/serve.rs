@@ -27,10 +27,18 @@ pub struct ServerArgs {
     #[arg(long, env = "KAKAOPAY_API", default_value = "open", value_parser = ["open", "legacy"])]
     kakaopay_api: String,
     /// Secret key of the current API (never printed).
-    #[arg(long = "kakaopay-secret-key", env = "KAKAOPAY_SECRET_KEY", hide_env_values = true)]
+    #[arg(
+        long = "kakaopay-secret-key",
+        env = "KAKAOPAY_SECRET_KEY",
+        hide_env_values = true
+    )]
     secret_key: Option<String>,
     /// Admin key of the legacy API (never printed).
-    #[arg(long = "kakaopay-admin-key", env = "KAKAOPAY_ADMIN_KEY", hide_env_values = true)]
+    #[arg(
+        long = "kakaopay-admin-key",
+        env = "KAKAOPAY_ADMIN_KEY",
+        hide_env_values = true
+    )]
     admin_key: Option<String>,
     /// Merchant code (CID).
     #[arg(long, env = "KAKAOPAY_CID", default_value = "TC0ONETIME")]
@@ -69,8 +77,15 @@ impl ServerArgs {
         let mut c = ServerConfig::new(self.listen);
         c.database_url = self.database_url.filter(|s| !s.is_empty());
         c.data_dir = self.data_dir;
-        c.kakaopay_url = self.kakaopay_url.filter(|s| !s.is_empty()).map(|s| s.trim_end_matches('/').to_owned());
-        c.kakaopay_api = if self.kakaopay_api == "legacy" { Generation::Legacy } else { Generation::Open };
+        c.kakaopay_url = self
+            .kakaopay_url
+            .filter(|s| !s.is_empty())
+            .map(|s| s.trim_end_matches('/').to_owned());
+        c.kakaopay_api = if self.kakaopay_api == "legacy" {
+            Generation::Legacy
+        } else {
+            Generation::Open
+        };
         c.secret_key = secret(self.secret_key);
         c.admin_key = secret(self.admin_key);
         c.cid = cid;
@@ -117,12 +132,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     println!("  merchant API  : {base}/api/v1/payments   (OpenAPI: {base}/openapi.json)");
     println!("  health        : {base}/healthz  {base}/readyz  {base}/metrics");
     if app.builtin_sandbox() {
-        println!("  KakaoPay      : built-in sandbox at {base}/sandbox (no KakaoPay key configured)");
+        println!(
+            "  KakaoPay      : built-in sandbox at {base}/sandbox (no KakaoPay key configured)"
+        );
     }
     if app.api_key_generated() {
-        println!("  API key       : {}   (generated now and kept in the data directory; shown only once)", app.api_key());
+        println!(
+            "  API key       : {}   (generated now and kept in the data directory; shown only once)",
+            app.api_key()
+        );
     }
-    app.run_until_stopped(crate::sandbox::shutdown_signal()).await?;
+    app.run_until_stopped(crate::sandbox::shutdown_signal())
+        .await?;
     println!("kpay serve stopped");
     Ok(())
 }
@@ -130,8 +151,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 /// Runs one reconciler pass and prints what changed and every mismatch.
 pub async fn reconcile(args: ReconcileArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = args.server.config()?;
-    let report = kpay_server::reconcile_once(config, Duration::from_secs(args.since_hours * 3600)).await?;
-    println!("kpay reconcile: {} payments checked, {} changed, {} mismatches", report.checked, report.changed(), report.mismatches());
+    let report =
+        kpay_server::reconcile_once(config, Duration::from_secs(args.since_hours * 3600)).await?;
+    println!(
+        "kpay reconcile: {} payments checked, {} changed, {} mismatches",
+        report.checked,
+        report.changed(),
+        report.mismatches()
+    );
     for l in &report.lines {
         if let Some(c) = &l.change {
             println!("  changed   {} (tid {}): {c}", l.id, l.tid);

@@ -62,7 +62,10 @@ impl PaymentStatus {
 
     /// Nothing more can happen to it.
     pub const fn is_final(self) -> bool {
-        matches!(self, Self::Canceled | Self::Quit | Self::Failed | Self::Expired)
+        matches!(
+            self,
+            Self::Canceled | Self::Quit | Self::Failed | Self::Expired
+        )
     }
 
     /// Money was taken (and not all of it given back).
@@ -100,7 +103,9 @@ impl RefundStatus {
     }
     /// Parses the wire text.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Succeeded, Self::Failed].into_iter().find(|st| st.as_str() == s)
+        [Self::Pending, Self::Succeeded, Self::Failed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
     }
 }
 
@@ -236,13 +241,19 @@ mod tests {
         let s = transition(s, Event::Approved).unwrap();
         let s = transition(s, Event::PartlyRefunded).unwrap();
         assert_eq!(s, PaymentStatus::PartiallyCanceled);
-        assert_eq!(transition(s, Event::FullyRefunded).unwrap(), PaymentStatus::Canceled);
+        assert_eq!(
+            transition(s, Event::FullyRefunded).unwrap(),
+            PaymentStatus::Canceled
+        );
     }
 
     #[test]
     fn a_second_approve_claim_is_refused() {
         let e = transition(PaymentStatus::Approving, Event::ApproveClaimed).unwrap_err();
-        assert_eq!(e.to_string(), "a payment that is approving cannot take the event approve_claimed");
+        assert_eq!(
+            e.to_string(),
+            "a payment that is approving cannot take the event approve_claimed"
+        );
         assert!(transition(PaymentStatus::Approved, Event::ApproveClaimed).is_err());
     }
 
@@ -265,20 +276,55 @@ mod tests {
 
     #[test]
     fn lookups_resolve_unclear_approves() {
-        let remote = |status, past_expiry| Remote { status, past_expiry };
+        let remote = |status, past_expiry| Remote {
+            status,
+            past_expiry,
+        };
         let a = PaymentStatus::Approving;
-        assert_eq!(reconcile(a, &remote(OrderStatus::SuccessPayment, false)), Some(Event::Approved));
-        assert_eq!(reconcile(a, &remote(OrderStatus::AuthPassword, false)), None);
-        assert_eq!(reconcile(a, &remote(OrderStatus::AuthPassword, true)), Some(Event::Expired));
-        assert_eq!(reconcile(a, &remote(OrderStatus::FailPayment, false)), Some(Event::ApproveFailed));
+        assert_eq!(
+            reconcile(a, &remote(OrderStatus::SuccessPayment, false)),
+            Some(Event::Approved)
+        );
+        assert_eq!(
+            reconcile(a, &remote(OrderStatus::AuthPassword, false)),
+            None
+        );
+        assert_eq!(
+            reconcile(a, &remote(OrderStatus::AuthPassword, true)),
+            Some(Event::Expired)
+        );
+        assert_eq!(
+            reconcile(a, &remote(OrderStatus::FailPayment, false)),
+            Some(Event::ApproveFailed)
+        );
         let r = PaymentStatus::Ready;
-        assert_eq!(reconcile(r, &remote(OrderStatus::QuitPayment, false)), Some(Event::BuyerQuit));
-        assert_eq!(reconcile(r, &remote(OrderStatus::Ready, true)), Some(Event::Expired));
+        assert_eq!(
+            reconcile(r, &remote(OrderStatus::QuitPayment, false)),
+            Some(Event::BuyerQuit)
+        );
+        assert_eq!(
+            reconcile(r, &remote(OrderStatus::Ready, true)),
+            Some(Event::Expired)
+        );
         assert_eq!(reconcile(r, &remote(OrderStatus::OpenPayment, false)), None);
-        assert_eq!(reconcile(PaymentStatus::Approved, &remote(OrderStatus::CancelPayment, false)), None);
+        assert_eq!(
+            reconcile(
+                PaymentStatus::Approved,
+                &remote(OrderStatus::CancelPayment, false)
+            ),
+            None
+        );
         // Whatever a lookup says, the implied event is one the machine accepts.
         for local in PaymentStatus::ALL {
-            for status in [OrderStatus::Ready, OrderStatus::AuthPassword, OrderStatus::SuccessPayment, OrderStatus::QuitPayment, OrderStatus::FailAuthPassword, OrderStatus::FailPayment, OrderStatus::CancelPayment] {
+            for status in [
+                OrderStatus::Ready,
+                OrderStatus::AuthPassword,
+                OrderStatus::SuccessPayment,
+                OrderStatus::QuitPayment,
+                OrderStatus::FailAuthPassword,
+                OrderStatus::FailPayment,
+                OrderStatus::CancelPayment,
+            ] {
                 for past in [false, true] {
                     if let Some(e) = reconcile(local, &remote(status.clone(), past)) {
                         assert!(transition(local, e).is_ok(), "{local} {status} {e:?}");

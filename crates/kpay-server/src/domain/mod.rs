@@ -4,5 +4,7 @@
 mod machine;
 mod money;
 
-pub use machine::{Event, PaymentStatus, RefundStatus, Remote, TransitionError, reconcile, transition};
-pub use money::{Amounts, AmountsError, RefundPlan, RefundRequest, RefundError, plan_refund};
+pub use machine::{
+    Event, PaymentStatus, RefundStatus, Remote, TransitionError, reconcile, transition,
+};
+pub use money::{Amounts, AmountsError, RefundError, RefundPlan, RefundRequest, plan_refund};

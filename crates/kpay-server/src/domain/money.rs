@@ -38,17 +38,28 @@ pub enum AmountsError {
 
 impl Amounts {
     /// An order's amounts; VAT defaults to KakaoPay's rule so the ledger records what KakaoPay will.
-    pub fn for_order(total: Amount, tax_free: Amount, vat: Option<Amount>) -> Result<Self, AmountsError> {
+    pub fn for_order(
+        total: Amount,
+        tax_free: Amount,
+        vat: Option<Amount>,
+    ) -> Result<Self, AmountsError> {
         if total == Amount::ZERO {
             return Err(AmountsError::ZeroTotal);
         }
-        let taxable = total.checked_sub(tax_free).ok_or(AmountsError::TaxFreeAboveTotal)?;
+        let taxable = total
+            .checked_sub(tax_free)
+            .ok_or(AmountsError::TaxFreeAboveTotal)?;
         let vat = match vat {
             Some(v) if v > taxable => return Err(AmountsError::VatAboveTaxable),
             Some(v) => v,
             None => default_vat(total, tax_free).ok_or(AmountsError::TaxFreeAboveTotal)?,
         };
-        Ok(Self { total, tax_free, vat, green_deposit: Amount::ZERO })
+        Ok(Self {
+            total,
+            tax_free,
+            vat,
+            green_deposit: Amount::ZERO,
+        })
     }
 
     /// `self - other`, part by part, or `None` if any part would go negative.
@@ -133,7 +144,9 @@ pub enum RefundError {
         expected: i64,
     },
     /// The split would leave more tax-free or VAT than money.
-    #[error("this tax-free/VAT split would leave more tax-free and VAT ({left_parts}) than money ({left_total}); refund more tax-free or VAT")]
+    #[error(
+        "this tax-free/VAT split would leave more tax-free and VAT ({left_parts}) than money ({left_total}); refund more tax-free or VAT"
+    )]
     Unbalanced {
         /// Tax-free plus VAT left after it.
         left_parts: i64,
@@ -149,33 +162,55 @@ pub enum RefundError {
 }
 
 /// Plans a refund of `req` from a payment of `paid` of which `canceled` was refunded already.
-pub fn plan_refund(paid: &Amounts, canceled: &Amounts, req: RefundRequest) -> Result<RefundPlan, RefundError> {
+pub fn plan_refund(
+    paid: &Amounts,
+    canceled: &Amounts,
+    req: RefundRequest,
+) -> Result<RefundPlan, RefundError> {
     if req.amount == Amount::ZERO {
         return Err(RefundError::ZeroAmount);
     }
     // A ledger never holds more refunded than paid; treat a broken one as nothing left.
     let left = paid.checked_sub(canceled).unwrap_or_default();
     if req.amount > left.total {
-        return Err(RefundError::ExceedsCancelable { requested: req.amount.won(), cancelable: left.total.won() });
+        return Err(RefundError::ExceedsCancelable {
+            requested: req.amount.won(),
+            cancelable: left.total.won(),
+        });
     }
     let full = req.amount == left.total;
     if !full && paid.green_deposit > Amount::ZERO {
-        return Err(RefundError::GreenDepositPartial { cancelable: left.total.won() });
+        return Err(RefundError::GreenDepositPartial {
+            cancelable: left.total.won(),
+        });
     }
     if full {
         // Everything left goes back, part by part; explicit parts must agree.
         if req.tax_free.is_some_and(|t| t != left.tax_free) {
-            return Err(RefundError::FullRefundParts { field: "tax_free_amount", expected: left.tax_free.won() });
+            return Err(RefundError::FullRefundParts {
+                field: "tax_free_amount",
+                expected: left.tax_free.won(),
+            });
         }
         if req.vat.is_some_and(|v| v != left.vat) {
-            return Err(RefundError::FullRefundParts { field: "vat_amount", expected: left.vat.won() });
+            return Err(RefundError::FullRefundParts {
+                field: "vat_amount",
+                expected: left.vat.won(),
+            });
         }
-        return Ok(RefundPlan { amounts: left, cancelable_before: left.total, full });
+        return Ok(RefundPlan {
+            amounts: left,
+            cancelable_before: left.total,
+            full,
+        });
     }
     let tax_free_cap = left.tax_free.min(req.amount);
     let tax_free = match req.tax_free {
         Some(t) if t > tax_free_cap => {
-            return Err(RefundError::TaxFreeTooLarge { requested: t.won(), available: tax_free_cap.won() });
+            return Err(RefundError::TaxFreeTooLarge {
+                requested: t.won(),
+                available: tax_free_cap.won(),
+            });
         }
         Some(t) => t,
         None => proportional(req.amount, left.tax_free, left.total),
@@ -184,18 +219,35 @@ pub fn plan_refund(paid: &Amounts, canceled: &Amounts, req: RefundRequest) -> Re
     let vat_cap = left.vat.min(taxable);
     let vat = match req.vat {
         Some(v) if v > vat_cap => {
-            return Err(RefundError::VatTooLarge { requested: v.won(), available: vat_cap.won() });
+            return Err(RefundError::VatTooLarge {
+                requested: v.won(),
+                available: vat_cap.won(),
+            });
         }
         Some(v) => v,
-        None => default_vat(req.amount, tax_free).unwrap_or(Amount::ZERO).min(vat_cap),
+        None => default_vat(req.amount, tax_free)
+            .unwrap_or(Amount::ZERO)
+            .min(vat_cap),
     };
-    let amounts = Amounts { total: req.amount, tax_free, vat, green_deposit: Amount::ZERO };
+    let amounts = Amounts {
+        total: req.amount,
+        tax_free,
+        vat,
+        green_deposit: Amount::ZERO,
+    };
     let after = left.checked_sub(&amounts).unwrap_or_default();
     let left_parts = after.tax_free.won() + after.vat.won();
     if left_parts > after.total.won() {
-        return Err(RefundError::Unbalanced { left_parts, left_total: after.total.won() });
+        return Err(RefundError::Unbalanced {
+            left_parts,
+            left_total: after.total.won(),
+        });
     }
-    Ok(RefundPlan { amounts, cancelable_before: left.total, full })
+    Ok(RefundPlan {
+        amounts,
+        cancelable_before: left.total,
+        full,
+    })
 }
 
 /// `amount × part / whole`, rounded down, in integers.
@@ -204,7 +256,9 @@ fn proportional(amount: Amount, part: Amount, whole: Amount) -> Amount {
         return Amount::ZERO;
     }
     let v = i128::from(amount.won()) * i128::from(part.won()) / i128::from(whole.won());
-    Amount::new(i64::try_from(v).unwrap_or(0)).unwrap_or(Amount::ZERO).min(part)
+    Amount::new(i64::try_from(v).unwrap_or(0))
+        .unwrap_or(Amount::ZERO)
+        .min(part)
 }
 
 #[cfg(test)]
@@ -217,17 +271,35 @@ mod tests {
     }
 
     fn req(amount: i64) -> RefundRequest {
-        RefundRequest { amount: won(amount), tax_free: None, vat: None }
+        RefundRequest {
+            amount: won(amount),
+            tax_free: None,
+            vat: None,
+        }
     }
 
     #[test]
     fn order_amounts_default_the_vat() {
         let a = Amounts::for_order(won(33_000), won(11_000), None).unwrap();
         assert_eq!(a.vat, won(2000));
-        assert_eq!(Amounts::for_order(won(0), won(0), None), Err(AmountsError::ZeroTotal));
-        assert_eq!(Amounts::for_order(won(10), won(11), None), Err(AmountsError::TaxFreeAboveTotal));
-        assert_eq!(Amounts::for_order(won(10), won(5), Some(won(6))), Err(AmountsError::VatAboveTaxable));
-        assert_eq!(Amounts::for_order(won(10), won(5), Some(won(5))).unwrap().vat, won(5));
+        assert_eq!(
+            Amounts::for_order(won(0), won(0), None),
+            Err(AmountsError::ZeroTotal)
+        );
+        assert_eq!(
+            Amounts::for_order(won(10), won(11), None),
+            Err(AmountsError::TaxFreeAboveTotal)
+        );
+        assert_eq!(
+            Amounts::for_order(won(10), won(5), Some(won(6))),
+            Err(AmountsError::VatAboveTaxable)
+        );
+        assert_eq!(
+            Amounts::for_order(won(10), won(5), Some(won(5)))
+                .unwrap()
+                .vat,
+            won(5)
+        );
     }
 
     #[test]
@@ -248,19 +320,46 @@ mod tests {
     #[test]
     fn refund_errors() {
         let paid = Amounts::for_order(won(1000), won(0), None).unwrap();
-        assert_eq!(plan_refund(&paid, &Amounts::default(), req(0)), Err(RefundError::ZeroAmount));
+        assert_eq!(
+            plan_refund(&paid, &Amounts::default(), req(0)),
+            Err(RefundError::ZeroAmount)
+        );
         assert_eq!(
             plan_refund(&paid, &Amounts::default(), req(1001)),
-            Err(RefundError::ExceedsCancelable { requested: 1001, cancelable: 1000 })
+            Err(RefundError::ExceedsCancelable {
+                requested: 1001,
+                cancelable: 1000
+            })
         );
-        let tf = RefundRequest { amount: won(100), tax_free: Some(won(1)), vat: None };
-        assert!(matches!(plan_refund(&paid, &Amounts::default(), tf), Err(RefundError::TaxFreeTooLarge { .. })));
-        let vat = RefundRequest { amount: won(100), tax_free: None, vat: Some(won(91)) };
-        assert!(matches!(plan_refund(&paid, &Amounts::default(), vat), Err(RefundError::VatTooLarge { .. })));
+        let tf = RefundRequest {
+            amount: won(100),
+            tax_free: Some(won(1)),
+            vat: None,
+        };
+        assert!(matches!(
+            plan_refund(&paid, &Amounts::default(), tf),
+            Err(RefundError::TaxFreeTooLarge { .. })
+        ));
+        let vat = RefundRequest {
+            amount: won(100),
+            tax_free: None,
+            vat: Some(won(91)),
+        };
+        assert!(matches!(
+            plan_refund(&paid, &Amounts::default(), vat),
+            Err(RefundError::VatTooLarge { .. })
+        ));
         let mut deposit = paid;
         deposit.green_deposit = won(100);
-        assert!(matches!(plan_refund(&deposit, &Amounts::default(), req(10)), Err(RefundError::GreenDepositPartial { .. })));
-        assert!(plan_refund(&deposit, &Amounts::default(), req(1000)).unwrap().full);
+        assert!(matches!(
+            plan_refund(&deposit, &Amounts::default(), req(10)),
+            Err(RefundError::GreenDepositPartial { .. })
+        ));
+        assert!(
+            plan_refund(&deposit, &Amounts::default(), req(1000))
+                .unwrap()
+                .full
+        );
     }
 
     proptest! {

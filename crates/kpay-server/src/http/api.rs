@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 pub fn time(ms: i64) -> String {
     let offset = chrono::FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&offset).to_rfc3339_opts(chrono::SecondsFormat::Secs, false))
+        .map(|t| {
+            t.with_timezone(&offset)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        })
         .unwrap_or_default()
 }
 
@@ -126,7 +129,10 @@ impl From<&RefundRecord> for RefundView {
             vat_amount: r.vat,
             aid: r.aid.clone(),
             reason: r.reason.clone(),
-            failure: r.failure_code.clone().map(|code| FailureView { code, message: r.failure_message.clone() }),
+            failure: r.failure_code.clone().map(|code| FailureView {
+                code,
+                message: r.failure_message.clone(),
+            }),
             created_at: time(r.created_at),
             updated_at: time(r.updated_at),
         }
@@ -215,7 +221,10 @@ impl PaymentView {
             cancelable_amount: p.cancelable().won(),
             canceled: p.canceled(),
             payment_method_type: p.payment_method_type.clone(),
-            card_info: p.card_info.as_deref().and_then(|c| serde_json::from_str(c).ok()),
+            card_info: p
+                .card_info
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok()),
             channel: p.channel.clone(),
             redirect_url: p.redirect_url.clone(),
             redirect_urls: RedirectUrls {
@@ -224,7 +233,10 @@ impl PaymentView {
                 app: p.redirect_app_url.clone(),
             },
             return_url: p.return_url.clone(),
-            failure: p.failure_code.clone().map(|code| FailureView { code, message: p.failure_message.clone() }),
+            failure: p.failure_code.clone().map(|code| FailureView {
+                code,
+                message: p.failure_message.clone(),
+            }),
             refund_in_progress: p.refund_in_flight.is_some(),
             refunds: refunds.map(|r| r.iter().map(RefundView::from).collect()),
             created_at: time(p.created_at),
@@ -320,30 +332,66 @@ pub fn parse_time(name: &'static str, s: &str, end: bool) -> Result<i64, ApiErro
     }
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_millis())
-        .map_err(|_| ApiError::invalid(name, format!("{name}: expected a day like 2026-11-01 or an RFC 3339 time")))
+        .map_err(|_| {
+            ApiError::invalid(
+                name,
+                format!("{name}: expected a day like 2026-11-01 or an RFC 3339 time"),
+            )
+        })
 }
 
 /// Turns the create body into a validated payment.
 pub fn parse_create(body: CreatePaymentBody) -> Result<CreatePayment, ApiError> {
     let total = amount("total_amount", body.total_amount)?;
     let tax_free = amount("tax_free_amount", body.tax_free_amount.unwrap_or(0))?;
-    let vat = body.vat_amount.map(|v| amount("vat_amount", v)).transpose()?;
-    let amounts = Amounts::for_order(total, tax_free, vat).map_err(crate::service::ServiceError::from)?;
+    let vat = body
+        .vat_amount
+        .map(|v| amount("vat_amount", v))
+        .transpose()?;
+    let amounts =
+        Amounts::for_order(total, tax_free, vat).map_err(crate::service::ServiceError::from)?;
     if let Some(url) = &body.return_url {
         match url::Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && url.len() <= 2000 => {}
-            _ => return Err(ApiError::invalid("return_url", "return_url: must be an absolute http(s) URL of at most 2000 characters")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "return_url",
+                    "return_url: must be an absolute http(s) URL of at most 2000 characters",
+                ));
+            }
         }
     }
     Ok(CreatePayment {
-        partner_user_id: field("partner_user_id", PartnerUserId::parse(body.partner_user_id).map_err(|e| e.reason().to_owned()))?,
-        item_name: field("item_name", ItemName::parse(body.item_name).map_err(|e| e.reason().to_owned()))?,
-        item_code: body.item_code.map(|c| field("item_code", ItemCode::parse(c).map_err(|e| e.reason().to_owned()))).transpose()?,
-        quantity: field("quantity", Quantity::new(body.quantity).map_err(|e| e.reason().to_owned()))?,
+        partner_user_id: field(
+            "partner_user_id",
+            PartnerUserId::parse(body.partner_user_id).map_err(|e| e.reason().to_owned()),
+        )?,
+        item_name: field(
+            "item_name",
+            ItemName::parse(body.item_name).map_err(|e| e.reason().to_owned()),
+        )?,
+        item_code: body
+            .item_code
+            .map(|c| {
+                field(
+                    "item_code",
+                    ItemCode::parse(c).map_err(|e| e.reason().to_owned()),
+                )
+            })
+            .transpose()?,
+        quantity: field(
+            "quantity",
+            Quantity::new(body.quantity).map_err(|e| e.reason().to_owned()),
+        )?,
         amounts,
         partner_order_id: body
             .partner_order_id
-            .map(|o| field("partner_order_id", PartnerOrderId::parse(o).map_err(|e| e.reason().to_owned())))
+            .map(|o| {
+                field(
+                    "partner_order_id",
+                    PartnerOrderId::parse(o).map_err(|e| e.reason().to_owned()),
+                )
+            })
             .transpose()?,
         channel: body.channel.unwrap_or_default(),
         return_url: body.return_url,
@@ -362,11 +410,19 @@ pub fn parse_create(body: CreatePaymentBody) -> Result<CreatePayment, ApiError> 
         (status = 502, description = "KakaoPay unavailable; nothing was created", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_payment(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create_payment(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let input = parse_create(parse_json(&body)?)?;
     let p = state.services.create_payment(input).await?;
     let location = format!("/api/v1/payments/{}", p.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(PaymentView::new(&p, Some(&[])))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(PaymentView::new(&p, Some(&[]))),
+    )
+        .into_response())
 }
 
 /// Reads a payment, with its refunds.
@@ -374,9 +430,17 @@ pub async fn create_payment(State(state): State<AppState>, body: Bytes) -> Resul
     params(("id" = String, Path, description = "Payment id")),
     responses((status = 200, body = PaymentView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get_payment(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<PaymentView>, ApiError> {
+pub async fn get_payment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<PaymentView>, ApiError> {
     let p = state.services.payment(&id).await?;
-    let refunds = state.services.store.refunds(&id).await.map_err(crate::service::ServiceError::from)?;
+    let refunds = state
+        .services
+        .store
+        .refunds(&id)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
     Ok(Json(PaymentView::new(&p, Some(&refunds))))
 }
 
@@ -384,18 +448,33 @@ pub async fn get_payment(State(state): State<AppState>, Path(id): Path<String>) 
 #[utoipa::path(get, path = "/api/v1/payments", tag = "payments", params(ListQuery),
     responses((status = 200, body = PaymentPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_payments(State(state): State<AppState>, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Json<PaymentPage>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+pub async fn list_payments(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PaymentPage>, ApiError> {
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let filter = list_filter(&q)?;
     let limit = filter.limit;
-    let mut rows = state.services.store.list(&ListFilter { limit: limit + 1, ..filter }).await.map_err(crate::service::ServiceError::from)?;
+    let mut rows = state
+        .services
+        .store
+        .list(&ListFilter {
+            limit: limit + 1,
+            ..filter
+        })
+        .await
+        .map_err(crate::service::ServiceError::from)?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(usize::try_from(limit).unwrap_or(0));
         rows.last().map(|p| format!("{}_{}", p.created_at, p.id))
     } else {
         None
     };
-    Ok(Json(PaymentPage { data: rows.iter().map(|p| PaymentView::new(p, None)).collect(), next_cursor }))
+    Ok(Json(PaymentPage {
+        data: rows.iter().map(|p| PaymentView::new(p, None)).collect(),
+        next_cursor,
+    }))
 }
 
 /// Parses list parameters (shared with the dashboard).
@@ -412,17 +491,35 @@ pub fn list_filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
     }
     let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => {
-            let (at, id) = c.split_once('_').ok_or_else(|| ApiError::invalid("cursor", "cursor: not a cursor from this API"))?;
-            let at = at.parse::<i64>().map_err(|_| ApiError::invalid("cursor", "cursor: not a cursor from this API"))?;
+            let (at, id) = c
+                .split_once('_')
+                .ok_or_else(|| ApiError::invalid("cursor", "cursor: not a cursor from this API"))?;
+            let at = at
+                .parse::<i64>()
+                .map_err(|_| ApiError::invalid("cursor", "cursor: not a cursor from this API"))?;
             Some((at, id.to_owned()))
         }
         None => None,
     };
     Ok(ListFilter {
         status,
-        from: q.from.as_deref().filter(|s| !s.is_empty()).map(|s| parse_time("from", s, false)).transpose()?,
-        to: q.to.as_deref().filter(|s| !s.is_empty()).map(|s| parse_time("to", s, true)).transpose()?,
-        search: q.q.as_ref().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+        from: q
+            .from
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_time("from", s, false))
+            .transpose()?,
+        to: q
+            .to
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_time("to", s, true))
+            .transpose()?,
+        search: q
+            .q
+            .as_ref()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
         after,
         limit,
     })
@@ -440,22 +537,50 @@ pub fn list_filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
         (status = 422, description = "KakaoPay refused", body = ErrorBody),
         (status = 502, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cancel_payment(State(state): State<AppState>, Path(id): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn cancel_payment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let body: CancelBody = parse_json(&body)?;
     let input = RefundInput {
         amount: amount("amount", body.amount)?,
-        tax_free: body.tax_free_amount.map(|v| amount("tax_free_amount", v)).transpose()?,
-        vat: body.vat_amount.map(|v| amount("vat_amount", v)).transpose()?,
+        tax_free: body
+            .tax_free_amount
+            .map(|v| amount("tax_free_amount", v))
+            .transpose()?,
+        vat: body
+            .vat_amount
+            .map(|v| amount("vat_amount", v))
+            .transpose()?,
         reason: body
             .reason
             .filter(|r| !r.trim().is_empty())
-            .map(|r| field("reason", Payload::parse(r).map_err(|e| e.reason().to_owned())))
+            .map(|r| {
+                field(
+                    "reason",
+                    Payload::parse(r).map_err(|e| e.reason().to_owned()),
+                )
+            })
             .transpose()?,
     };
     let result = state.services.refund(&id, input).await?;
-    let refunds = state.services.store.refunds(&id).await.map_err(crate::service::ServiceError::from)?;
-    let status = if result.refund.status() == RefundStatus::Pending { StatusCode::ACCEPTED } else { StatusCode::OK };
-    Ok((status, Json(PaymentView::new(&result.payment, Some(&refunds)))).into_response())
+    let refunds = state
+        .services
+        .store
+        .refunds(&id)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    let status = if result.refund.status() == RefundStatus::Pending {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(PaymentView::new(&result.payment, Some(&refunds))),
+    )
+        .into_response())
 }
 
 /// Every state change of a payment, oldest first.
@@ -463,10 +588,20 @@ pub async fn cancel_payment(State(state): State<AppState>, Path(id): Path<String
     params(("id" = String, Path, description = "Payment id")),
     responses((status = 200, body = EventList), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn payment_events(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<EventList>, ApiError> {
+pub async fn payment_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<EventList>, ApiError> {
     state.services.payment(&id).await?;
-    let events = state.services.store.events(&id).await.map_err(crate::service::ServiceError::from)?;
-    Ok(Json(EventList { data: events.iter().map(EventView::from).collect() }))
+    let events = state
+        .services
+        .store
+        .events(&id)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    Ok(Json(EventList {
+        data: events.iter().map(EventView::from).collect(),
+    }))
 }
 
 /// Looks the order up at KakaoPay now and reconciles the payment.
@@ -474,8 +609,16 @@ pub async fn payment_events(State(state): State<AppState>, Path(id): Path<String
     params(("id" = String, Path, description = "Payment id")),
     responses((status = 200, body = PaymentView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn sync_payment(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<PaymentView>, ApiError> {
+pub async fn sync_payment(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<PaymentView>, ApiError> {
     let report = state.services.sync(&id).await?;
-    let refunds = state.services.store.refunds(&id).await.map_err(crate::service::ServiceError::from)?;
+    let refunds = state
+        .services
+        .store
+        .refunds(&id)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
     Ok(Json(PaymentView::new(&report.payment, Some(&refunds))))
 }

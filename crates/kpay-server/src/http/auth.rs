@@ -22,7 +22,9 @@ pub fn generate_key() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut rng = rand::rng();
-    let tail: String = (0..32).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let tail: String = (0..32)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("kpay_sk_{tail}")
 }
 
@@ -36,14 +38,17 @@ impl ApiKeys {
     /// Whether `key` is a valid API key.
     pub async fn verify(&self, store: &Store, key: &str) -> Result<bool, StoreError> {
         let hash = hash_key(key);
-        if self.known.read().map(|k| k.contains(&hash)).unwrap_or(false) {
+        if self
+            .known
+            .read()
+            .map(|k| k.contains(&hash))
+            .unwrap_or(false)
+        {
             return Ok(true);
         }
         let valid = store.api_key_valid(&hash).await?;
-        if valid {
-            if let Ok(mut k) = self.known.write() {
-                k.insert(hash);
-            }
+        if valid && let Ok(mut k) = self.known.write() {
+            k.insert(hash);
         }
         Ok(valid)
     }
@@ -51,15 +56,22 @@ impl ApiKeys {
 
 /// The bearer token of a request, if any.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Refuses requests without a valid API key (401, JSON).
 pub async fn require_api_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(key) = bearer(req.headers()) else {
-        return ApiError::unauthorized("send the merchant API key as Authorization: Bearer <key>").into_response();
+        return ApiError::unauthorized("send the merchant API key as Authorization: Bearer <key>")
+            .into_response();
     };
     match state.api_keys.verify(&state.services.store, key).await {
         Ok(true) => next.run(req).await,

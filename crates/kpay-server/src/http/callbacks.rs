@@ -34,29 +34,47 @@ fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
 
 /// Where the buyer goes next: the merchant's return_url, or this server's page.
 fn answer(p: &PaymentRecord) -> Response {
-    if let Some(url) = &p.return_url {
-        if let Ok(mut u) = url::Url::parse(url) {
-            u.query_pairs_mut().append_pair("payment_id", &p.id).append_pair("status", p.status().as_str());
-            return Redirect::to(u.as_str()).into_response();
-        }
+    if let Some(url) = &p.return_url
+        && let Ok(mut u) = url::Url::parse(url)
+    {
+        u.query_pairs_mut()
+            .append_pair("payment_id", &p.id)
+            .append_pair("status", p.status().as_str());
+        return Redirect::to(u.as_str()).into_response();
     }
     Html(result_page(p, "/").into_string()).into_response()
 }
 
 fn failure(e: ServiceError) -> Response {
     match e {
-        ServiceError::NotFound(_) => message_page(StatusCode::NOT_FOUND, "결제 정보를 찾을 수 없습니다", "주소가 올바른지 확인해 주세요."),
+        ServiceError::NotFound(_) => message_page(
+            StatusCode::NOT_FOUND,
+            "결제 정보를 찾을 수 없습니다",
+            "주소가 올바른지 확인해 주세요.",
+        ),
         other => {
             tracing::error!(error = %other, "callback failed");
-            message_page(StatusCode::SERVICE_UNAVAILABLE, "잠시 후 다시 시도해 주세요", "결제 상태를 확인하지 못했습니다. 이 화면을 새로 고치면 다시 확인합니다. 결제가 두 번 이루어지지 않습니다.")
+            message_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "잠시 후 다시 시도해 주세요",
+                "결제 상태를 확인하지 못했습니다. 이 화면을 새로 고치면 다시 확인합니다. 결제가 두 번 이루어지지 않습니다.",
+            )
         }
     }
 }
 
 /// `GET /pay/{id}/approve?pg_token=…`: approves once, however often it is called.
-pub async fn approve(State(state): State<AppState>, Path(id): Path<String>, Query(q): Query<ApproveQuery>) -> Response {
+pub async fn approve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ApproveQuery>,
+) -> Response {
     let Some(token) = q.pg_token.and_then(|t| PgToken::parse(t).ok()) else {
-        return message_page(StatusCode::BAD_REQUEST, "잘못된 요청입니다", "결제 인증 정보(pg_token)가 없거나 올바르지 않습니다.");
+        return message_page(
+            StatusCode::BAD_REQUEST,
+            "잘못된 요청입니다",
+            "결제 인증 정보(pg_token)가 없거나 올바르지 않습니다.",
+        );
     };
     match state.services.approve_callback(&id, token).await {
         Ok(p) => answer(&p),
@@ -103,7 +121,11 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resp
 pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     match state.services.payment(&id).await {
         Ok(p) => Json(json!({"id": p.id, "status": p.status()})).into_response(),
-        Err(ServiceError::NotFound(_)) => (StatusCode::NOT_FOUND, Json(json!({"error": {"code": "not_found", "message": "no such payment"}}))).into_response(),
+        Err(ServiceError::NotFound(_)) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"code": "not_found", "message": "no such payment"}})),
+        )
+            .into_response(),
         Err(e) => super::error::ApiError::from(e).into_response(),
     }
 }

@@ -47,11 +47,20 @@ pub struct ErrorDetail {
 impl ApiError {
     /// An error with a status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, kakaopay_code: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            kakaopay_code: None,
+        }
     }
     /// A 400 naming a field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: Some(field.into()), ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message) }
+        Self {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+        }
     }
     /// 401.
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -62,20 +71,40 @@ impl ApiError {
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::NotFound(id) => ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no payment {id}")),
-            ServiceError::Invalid { field, message } => ApiError::invalid(field, format!("{field}: {message}")),
-            ServiceError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            ServiceError::NotFound(id) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no payment {id}"),
+            ),
+            ServiceError::Invalid { field, message } => {
+                ApiError::invalid(field, format!("{field}: {message}"))
+            }
+            ServiceError::Conflict { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
             ServiceError::Refused(k) => ApiError {
                 kakaopay_code: k.code().map(|c| c.code()),
-                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "kakaopay_refused", k.to_string())
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "kakaopay_refused",
+                    k.to_string(),
+                )
             },
             ServiceError::Unavailable(k) => ApiError {
                 kakaopay_code: k.code().map(|c| c.code()),
-                ..ApiError::new(StatusCode::BAD_GATEWAY, "kakaopay_unavailable", k.to_string())
+                ..ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "kakaopay_unavailable",
+                    k.to_string(),
+                )
             },
             ServiceError::Store(s) => {
                 tracing::error!(error = %s, "database failure");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable; retry later")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable; retry later",
+                )
             }
         }
     }
@@ -84,11 +113,19 @@ impl From<ServiceError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: ErrorDetail { code: self.code.to_owned(), message: self.message, field: self.field, kakaopay_code: self.kakaopay_code },
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+                kakaopay_code: self.kakaopay_code,
+            },
         };
         let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(axum::http::header::WWW_AUTHENTICATE, axum::http::HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         resp
     }
@@ -97,7 +134,11 @@ impl IntoResponse for ApiError {
 /// Parses a JSON body, naming the field that is wrong.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "the request body must be a JSON object"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "the request body must be a JSON object",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -110,7 +151,11 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
             Some(path)
         };
         if e.inner().is_syntax() || e.inner().is_eof() {
-            return ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the request body is not valid JSON: {inner}"));
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the request body is not valid JSON: {inner}"),
+            );
         }
         match field {
             Some(f) => ApiError::invalid(f.clone(), format!("{f}: {inner}")),

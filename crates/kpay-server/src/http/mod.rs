@@ -56,12 +56,18 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
 async fn count_requests(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let resp = next.run(req).await;
     metrics.observe_http(&route, resp.status().as_u16());
     resp
@@ -70,13 +76,22 @@ async fn count_requests(State(metrics): State<Arc<Metrics>>, req: Request, next:
 /// The merchant API routes (behind the API key and idempotency layers).
 fn api_routes(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route("/api/v1/payments", post(api::create_payment).get(api::list_payments))
+        .route(
+            "/api/v1/payments",
+            post(api::create_payment).get(api::list_payments),
+        )
         .route("/api/v1/payments/{id}", get(api::get_payment))
         .route("/api/v1/payments/{id}/cancel", post(api::cancel_payment))
         .route("/api/v1/payments/{id}/events", get(api::payment_events))
         .route("/api/v1/payments/{id}/sync", post(api::sync_payment))
-        .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
-        .layer(middleware::from_fn_with_state(state.clone(), auth::require_api_key))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ))
         .layer(RequestBodyLimitLayer::new(idempotency::MAX_BODY))
 }
 
@@ -102,7 +117,12 @@ pub fn router(state: AppState) -> Router {
 async fn not_found(uri: axum::http::Uri) -> Response {
     use axum::response::IntoResponse;
     if uri.path().starts_with("/api/") {
-        error::ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", format!("no route {}", uri.path())).into_response()
+        error::ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no route {}", uri.path()),
+        )
+        .into_response()
     } else {
         (axum::http::StatusCode::NOT_FOUND, axum::response::Html("<!doctype html><html lang=\"ko\"><meta charset=\"utf-8\"><title>404</title><p>페이지를 찾을 수 없습니다. <a href=\"/\">처음으로</a></p></html>")).into_response()
     }

@@ -32,7 +32,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => json!("ok"),
         Err(e) => json!(e),
     };
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(json!({"status": if ok { "ready" } else { "not_ready" }, "database": show(&database), "kakaopay": show(&kakaopay)}))).into_response()
 }
 
@@ -43,7 +47,14 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         Ok(counts) => state.metrics.set_payment_counts(&counts),
         Err(e) => tracing::warn!(error = %e, "could not count payments for /metrics"),
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }
 
 /// This API's OpenAPI 3 document.

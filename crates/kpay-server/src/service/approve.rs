@@ -9,7 +9,14 @@ use kakaopay::{ApproveRequest, ApproveResponse, CancelRequest, ErrorCode, PgToke
 use std::time::Duration;
 
 /// Why KakaoPay's view of an approved payment does not match the ledger.
-pub(crate) fn approval_mismatch(p: &PaymentRecord, cid: &str, tid: &str, order: &str, user: &str, paid: &Amounts) -> Option<String> {
+pub(crate) fn approval_mismatch(
+    p: &PaymentRecord,
+    cid: &str,
+    tid: &str,
+    order: &str,
+    user: &str,
+    paid: &Amounts,
+) -> Option<String> {
     let mut problems = Vec::new();
     if cid != p.cid {
         problems.push(format!("cid {cid} ≠ {}", p.cid));
@@ -39,18 +46,30 @@ pub(crate) fn approval_mismatch(p: &PaymentRecord, cid: &str, tid: &str, order: 
 }
 
 fn amounts_of(b: &kakaopay::AmountBreakdown) -> Amounts {
-    Amounts { total: b.total, tax_free: b.tax_free, vat: b.vat, green_deposit: b.green_deposit }
+    Amounts {
+        total: b.total,
+        tax_free: b.tax_free,
+        vat: b.vat,
+        green_deposit: b.green_deposit,
+    }
 }
 
 impl Services {
     /// The approval callback: approves the payment once, whatever the number of callbacks.
-    pub async fn approve_callback(&self, id: &str, pg_token: PgToken) -> Result<PaymentRecord, ServiceError> {
+    pub async fn approve_callback(
+        &self,
+        id: &str,
+        pg_token: PgToken,
+    ) -> Result<PaymentRecord, ServiceError> {
         let mut waited = Duration::ZERO;
         loop {
             let p = self.payment(id).await?;
             match p.status() {
                 PaymentStatus::Ready => {}
-                PaymentStatus::Approving if p.pg_token.as_deref() != Some(pg_token.expose()) && waited < Duration::from_secs(3) => {
+                PaymentStatus::Approving
+                    if p.pg_token.as_deref() != Some(pg_token.expose())
+                        && waited < Duration::from_secs(3) =>
+                {
                     // Someone else claimed it with another token (a stale or forged one): if that
                     // fails, this one may still pay.
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -75,7 +94,18 @@ impl Services {
                 ..Changes::default()
             };
             let to = transition(PaymentStatus::Ready, Event::ApproveClaimed)?;
-            if !self.store.transition(id, PaymentStatus::Ready, to, &changes, &NewEvent::cause(Event::ApproveClaimed.as_str()), now).await? {
+            if !self
+                .store
+                .transition(
+                    id,
+                    PaymentStatus::Ready,
+                    to,
+                    &changes,
+                    &NewEvent::cause(Event::ApproveClaimed.as_str()),
+                    now,
+                )
+                .await?
+            {
                 continue; // lost the race: read what the winner did
             }
             return self.send_approve(&p, pg_token).await;
@@ -83,12 +113,29 @@ impl Services {
     }
 
     /// Calls approve for a claimed (`approving`) payment and records the outcome.
-    pub(crate) async fn send_approve(&self, p: &PaymentRecord, pg_token: PgToken) -> Result<PaymentRecord, ServiceError> {
+    pub(crate) async fn send_approve(
+        &self,
+        p: &PaymentRecord,
+        pg_token: PgToken,
+    ) -> Result<PaymentRecord, ServiceError> {
         let request = ApproveRequest::new(
             self.kakaopay.cid().clone(),
-            p.tid.parse().map_err(|_| ServiceError::Conflict { code: "corrupt_record", message: "stored tid is invalid".into() })?,
-            p.partner_order_id.parse().map_err(|_| ServiceError::Conflict { code: "corrupt_record", message: "stored order id is invalid".into() })?,
-            p.partner_user_id.parse().map_err(|_| ServiceError::Conflict { code: "corrupt_record", message: "stored user id is invalid".into() })?,
+            p.tid.parse().map_err(|_| ServiceError::Conflict {
+                code: "corrupt_record",
+                message: "stored tid is invalid".into(),
+            })?,
+            p.partner_order_id
+                .parse()
+                .map_err(|_| ServiceError::Conflict {
+                    code: "corrupt_record",
+                    message: "stored order id is invalid".into(),
+                })?,
+            p.partner_user_id
+                .parse()
+                .map_err(|_| ServiceError::Conflict {
+                    code: "corrupt_record",
+                    message: "stored user id is invalid".into(),
+                })?,
             pg_token,
         );
         let outcome = self.kakaopay.approve(&request).await;
@@ -98,7 +145,14 @@ impl Services {
             Err(e) if e.may_have_applied() => {
                 let code = e.code().map(ErrorCode::code);
                 self.store
-                    .note(&p.id, PaymentStatus::Approving, &NewEvent::cause("approve_unclear").code(code).detail(e.to_string()), now)
+                    .note(
+                        &p.id,
+                        PaymentStatus::Approving,
+                        &NewEvent::cause("approve_unclear")
+                            .code(code)
+                            .detail(e.to_string()),
+                        now,
+                    )
                     .await?;
                 self.store.schedule_check(&p.id, Some(now)).await?;
                 tracing::warn!(payment = %p.id, error = %e, "approve outcome unknown; looking the order up");
@@ -110,13 +164,23 @@ impl Services {
                 let (event, failure) = match code {
                     // The buyer has not finished, or the token was not the right one: the buyer
                     // may still pay with the right token.
-                    Some(ErrorCode::NotAuthenticatedYet | ErrorCode::InvalidPgToken) => (Event::ApproveRetryable, None),
-                    Some(ErrorCode::PaymentExpired) => (Event::Expired, Some(("-723".to_owned(), e.to_string()))),
+                    Some(ErrorCode::NotAuthenticatedYet | ErrorCode::InvalidPgToken) => {
+                        (Event::ApproveRetryable, None)
+                    }
+                    Some(ErrorCode::PaymentExpired) => {
+                        (Event::Expired, Some(("-723".to_owned(), e.to_string())))
+                    }
                     // Never reached KakaoPay: nothing happened; the buyer can retry.
                     None if e.is_retryable() => (Event::ApproveRetryable, None),
                     _ => (
                         Event::ApproveFailed,
-                        Some((code.map_or_else(|| "kakaopay_error".to_owned(), |c| c.code().to_string()), failure_text(&e))),
+                        Some((
+                            code.map_or_else(
+                                || "kakaopay_error".to_owned(),
+                                |c| c.code().to_string(),
+                            ),
+                            failure_text(&e),
+                        )),
                     ),
                 };
                 let to = transition(PaymentStatus::Approving, event)?;
@@ -127,8 +191,12 @@ impl Services {
                     next_check_at: (to == PaymentStatus::Ready).then_some(p.expires_at + 5_000),
                     ..Changes::default()
                 };
-                let ev = NewEvent::cause(event.as_str()).code(code.map(ErrorCode::code)).detail(e.to_string());
-                self.store.transition(&p.id, PaymentStatus::Approving, to, &changes, &ev, now).await?;
+                let ev = NewEvent::cause(event.as_str())
+                    .code(code.map(ErrorCode::code))
+                    .detail(e.to_string());
+                self.store
+                    .transition(&p.id, PaymentStatus::Approving, to, &changes, &ev, now)
+                    .await?;
                 tracing::info!(payment = %p.id, error = %e, to = %to, "approve refused");
                 self.payment(&p.id).await
             }
@@ -136,22 +204,49 @@ impl Services {
     }
 
     /// Records a successful approve, after checking it against the ledger.
-    async fn record_approved(&self, p: &PaymentRecord, resp: &ApproveResponse, now: i64) -> Result<PaymentRecord, ServiceError> {
+    async fn record_approved(
+        &self,
+        p: &PaymentRecord,
+        resp: &ApproveResponse,
+        now: i64,
+    ) -> Result<PaymentRecord, ServiceError> {
         let paid = amounts_of(&resp.amount);
-        if let Some(why) = approval_mismatch(p, resp.cid.as_str(), resp.tid.as_str(), resp.partner_order_id.as_str(), resp.partner_user_id.as_str(), &paid) {
-            return self.cancel_mismatch(p, PaymentStatus::Approving, paid, &why).await;
+        if let Some(why) = approval_mismatch(
+            p,
+            resp.cid.as_str(),
+            resp.tid.as_str(),
+            resp.partner_order_id.as_str(),
+            resp.partner_user_id.as_str(),
+            &paid,
+        ) {
+            return self
+                .cancel_mismatch(p, PaymentStatus::Approving, paid, &why)
+                .await;
         }
         let changes = Changes {
             aid: Some(resp.aid.as_str().to_owned()),
-            approved_at: Some(resp.approved_at.map_or(now, |t| t.to_utc().timestamp_millis())),
-            payment_method_type: resp.payment_method_type.as_ref().map(|m| m.as_str().to_owned()),
-            card_info: resp.card_info.as_ref().and_then(|c| serde_json::to_string(c).ok()),
+            approved_at: Some(
+                resp.approved_at
+                    .map_or(now, |t| t.to_utc().timestamp_millis()),
+            ),
+            payment_method_type: resp
+                .payment_method_type
+                .as_ref()
+                .map(|m| m.as_str().to_owned()),
+            card_info: resp
+                .card_info
+                .as_ref()
+                .and_then(|c| serde_json::to_string(c).ok()),
             next_check_at: None,
             ..Changes::default()
         };
         let to = transition(PaymentStatus::Approving, Event::Approved)?;
         let ev = NewEvent::cause(Event::Approved.as_str()).detail(format!("aid {}", resp.aid));
-        if self.store.transition(&p.id, PaymentStatus::Approving, to, &changes, &ev, now).await? {
+        if self
+            .store
+            .transition(&p.id, PaymentStatus::Approving, to, &changes, &ev, now)
+            .await?
+        {
             tracing::info!(payment = %p.id, aid = %resp.aid, "payment approved");
         }
         self.payment(&p.id).await
@@ -159,24 +254,49 @@ impl Services {
 
     /// KakaoPay approved something that is not what was ordered: cancel it at KakaoPay at once and
     /// record why. Until the cancel is confirmed the payment stays where it is (`from`).
-    pub(crate) async fn cancel_mismatch(&self, p: &PaymentRecord, from: PaymentStatus, paid: Amounts, why: &str) -> Result<PaymentRecord, ServiceError> {
+    pub(crate) async fn cancel_mismatch(
+        &self,
+        p: &PaymentRecord,
+        from: PaymentStatus,
+        paid: Amounts,
+        why: &str,
+    ) -> Result<PaymentRecord, ServiceError> {
         tracing::error!(payment = %p.id, mismatch = %why, "approved payment does not match the order; cancelling it");
         let now = now_ms();
-        self.store.note(&p.id, from, &NewEvent::cause("amount_mismatch").detail(why.to_owned()), now).await?;
-        let tid = p.tid.parse().map_err(|_| ServiceError::Conflict { code: "corrupt_record", message: "stored tid is invalid".into() })?;
-        let cancel = CancelRequest::new(self.kakaopay.cid().clone(), tid, paid.total, paid.tax_free)
-            .vat(paid.vat)
-            .expect_available(paid.total);
+        self.store
+            .note(
+                &p.id,
+                from,
+                &NewEvent::cause("amount_mismatch").detail(why.to_owned()),
+                now,
+            )
+            .await?;
+        let tid = p.tid.parse().map_err(|_| ServiceError::Conflict {
+            code: "corrupt_record",
+            message: "stored tid is invalid".into(),
+        })?;
+        let cancel =
+            CancelRequest::new(self.kakaopay.cid().clone(), tid, paid.total, paid.tax_free)
+                .vat(paid.vat)
+                .expect_available(paid.total);
         match self.kakaopay.cancel(&cancel).await {
             Ok(resp) => {
                 let canceled = amounts_of(&resp.canceled_amount);
-                self.record_mismatch_canceled(p, from, canceled, why, Some(resp.aid.as_str())).await
+                self.record_mismatch_canceled(p, from, canceled, why, Some(resp.aid.as_str()))
+                    .await
             }
             Err(e) => {
                 // Unclear or refused: keep it due; the next lookup sees either the cancel or a paid
                 // mismatching order and tries again.
                 self.store
-                    .note(&p.id, from, &NewEvent::cause("mismatch_cancel_failed").code(e.code().map(ErrorCode::code)).detail(e.to_string()), now)
+                    .note(
+                        &p.id,
+                        from,
+                        &NewEvent::cause("mismatch_cancel_failed")
+                            .code(e.code().map(ErrorCode::code))
+                            .detail(e.to_string()),
+                        now,
+                    )
                     .await?;
                 self.store.schedule_check(&p.id, Some(now + 1_000)).await?;
                 if e.may_have_applied() {
@@ -189,10 +309,20 @@ impl Services {
 
     /// Records a payment cancelled because of a mismatch. The ledger keeps what was ordered and
     /// marks all of it given back; KakaoPay's own figures go into the event.
-    pub(crate) async fn record_mismatch_canceled(&self, p: &PaymentRecord, from: PaymentStatus, kakaopay_canceled: Amounts, why: &str, aid: Option<&str>) -> Result<PaymentRecord, ServiceError> {
+    pub(crate) async fn record_mismatch_canceled(
+        &self,
+        p: &PaymentRecord,
+        from: PaymentStatus,
+        kakaopay_canceled: Amounts,
+        why: &str,
+        aid: Option<&str>,
+    ) -> Result<PaymentRecord, ServiceError> {
         let now = now_ms();
         let canceled = p.amounts();
-        let why = format!("{why}; KakaoPay cancelled {} won", kakaopay_canceled.total.won());
+        let why = format!(
+            "{why}; KakaoPay cancelled {} won",
+            kakaopay_canceled.total.won()
+        );
         let why = why.as_str();
         let to = transition(from, Event::MismatchCanceled)?;
         let changes = Changes {
@@ -207,7 +337,16 @@ impl Services {
             Some(aid) => format!("{why}; cancelled at KakaoPay, aid {aid}"),
             None => format!("{why}; cancelled at KakaoPay"),
         };
-        self.store.transition(&p.id, from, to, &changes, &NewEvent::cause(Event::MismatchCanceled.as_str()).detail(detail), now).await?;
+        self.store
+            .transition(
+                &p.id,
+                from,
+                to,
+                &changes,
+                &NewEvent::cause(Event::MismatchCanceled.as_str()).detail(detail),
+                now,
+            )
+            .await?;
         self.payment(&p.id).await
     }
 }
@@ -222,4 +361,3 @@ fn failure_text(e: &kakaopay::Error) -> String {
         None => e.to_string(),
     }
 }
-

@@ -54,7 +54,10 @@ pub struct CreatePayment {
 
 impl Services {
     /// Creates a payment and calls ready.
-    pub async fn create_payment(&self, input: CreatePayment) -> Result<PaymentRecord, ServiceError> {
+    pub async fn create_payment(
+        &self,
+        input: CreatePayment,
+    ) -> Result<PaymentRecord, ServiceError> {
         let id = new_id("pay_");
         let partner_order_id = match input.partner_order_id {
             Some(o) => o,
@@ -84,10 +87,11 @@ impl Services {
             field: e.field(),
             message: e.reason().to_owned(),
         })?;
-        let ready = self.kakaopay.ready(&request).await.map_err(|e| match e {
-            kakaopay::Error::Api { .. } | kakaopay::Error::Validation(_) => ServiceError::Refused(e),
-            other => ServiceError::Unavailable(other),
-        })?;
+        let ready = self
+            .kakaopay
+            .ready(&request)
+            .await
+            .map_err(ServiceError::kakaopay)?;
         let redirect = match input.channel {
             Channel::Pc => ready.next_redirect_pc_url.clone(),
             Channel::Mobile => ready.next_redirect_mobile_url.clone(),
@@ -141,7 +145,10 @@ impl Services {
             next_check_at: Some(now + ttl + 5_000),
         };
         self.store
-            .insert_payment(&record, &NewEvent::cause("created").detail(format!("ready: tid {}", record.tid)))
+            .insert_payment(
+                &record,
+                &NewEvent::cause("created").detail(format!("ready: tid {}", record.tid)),
+            )
             .await?;
         tracing::info!(payment = %record.id, tid = %record.tid, total = record.amount_total, "payment created");
         Ok(record)

@@ -86,7 +86,10 @@ impl From<RefundError> for ServiceError {
             RefundError::FullRefundParts { field, .. } => field,
             _ => "amount",
         };
-        ServiceError::Invalid { field, message: e.to_string() }
+        ServiceError::Invalid {
+            field,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -97,13 +100,31 @@ impl From<AmountsError> for ServiceError {
             AmountsError::TaxFreeAboveTotal => "tax_free_amount",
             AmountsError::VatAboveTaxable => "vat_amount",
         };
-        ServiceError::Invalid { field, message: e.to_string() }
+        ServiceError::Invalid {
+            field,
+            message: e.to_string(),
+        }
     }
 }
 
 impl From<TransitionError> for ServiceError {
     fn from(e: TransitionError) -> Self {
-        ServiceError::Conflict { code: "invalid_state", message: e.to_string() }
+        ServiceError::Conflict {
+            code: "invalid_state",
+            message: e.to_string(),
+        }
+    }
+}
+
+impl ServiceError {
+    /// A KakaoPay failure: [`ServiceError::Unavailable`] when trying again may work (outage,
+    /// 5xx, quota), [`ServiceError::Refused`] when KakaoPay said no.
+    pub fn kakaopay(e: kakaopay::Error) -> Self {
+        if e.is_retryable() || e.api().is_none() {
+            ServiceError::Unavailable(e)
+        } else {
+            ServiceError::Refused(e)
+        }
     }
 }
 
@@ -117,14 +138,19 @@ pub fn new_id(prefix: &str) -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
-    let tail: String = (0..20).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    let tail: String = (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
     format!("{prefix}{tail}")
 }
 
 impl Services {
     /// Loads a payment or fails with [`ServiceError::NotFound`].
     pub async fn payment(&self, id: &str) -> Result<crate::store::PaymentRecord, ServiceError> {
-        self.store.payment(id).await?.ok_or_else(|| ServiceError::NotFound(id.to_owned()))
+        self.store
+            .payment(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(id.to_owned()))
     }
 
     fn grace_ms(&self) -> i64 {

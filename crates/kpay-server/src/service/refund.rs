@@ -41,12 +41,23 @@ impl Services {
                     PaymentStatus::Canceled => "the payment is already fully refunded".to_owned(),
                     other => format!("a payment that is {other} has nothing to refund"),
                 };
-                return Err(ServiceError::Conflict { code: "not_refundable", message });
+                return Err(ServiceError::Conflict {
+                    code: "not_refundable",
+                    message,
+                });
             }
             if p.refund_in_flight.is_some() {
                 return Err(refund_in_progress());
             }
-            let plan = plan_refund(&p.amounts(), &p.canceled(), RefundRequest { amount: input.amount, tax_free: input.tax_free, vat: input.vat })?;
+            let plan = plan_refund(
+                &p.amounts(),
+                &p.canceled(),
+                RefundRequest {
+                    amount: input.amount,
+                    tax_free: input.tax_free,
+                    vat: input.vat,
+                },
+            )?;
             let now = now_ms();
             let refund = RefundRecord {
                 id: new_id("rfd_"),
@@ -68,22 +79,43 @@ impl Services {
                 "refund {} of {} won (tax-free {}, VAT {})",
                 refund.id, refund.amount, refund.tax_free, refund.vat
             ));
-            match self.store.begin_refund(&refund, status, p.canceled_total, &ev).await? {
+            match self
+                .store
+                .begin_refund(&refund, status, p.canceled_total, &ev)
+                .await?
+            {
                 BeginRefund::Started => {}
                 BeginRefund::InFlight => return Err(refund_in_progress()),
                 BeginRefund::Changed => continue,
             }
-            return self.send_refund(&p, refund, plan.full, plan.cancelable_before, input.reason).await;
+            return self
+                .send_refund(&p, refund, plan.full, plan.cancelable_before, input.reason)
+                .await;
         }
         Err(refund_in_progress())
     }
 
-    async fn send_refund(&self, p: &PaymentRecord, refund: RefundRecord, full: bool, cancelable_before: Amount, reason: Option<Payload>) -> Result<RefundResult, ServiceError> {
-        let tid = p.tid.parse().map_err(|_| ServiceError::Conflict { code: "corrupt_record", message: "stored tid is invalid".into() })?;
+    async fn send_refund(
+        &self,
+        p: &PaymentRecord,
+        refund: RefundRecord,
+        full: bool,
+        cancelable_before: Amount,
+        reason: Option<Payload>,
+    ) -> Result<RefundResult, ServiceError> {
+        let tid = p.tid.parse().map_err(|_| ServiceError::Conflict {
+            code: "corrupt_record",
+            message: "stored tid is invalid".into(),
+        })?;
         let amounts = refund.amounts();
-        let mut cancel = CancelRequest::new(self.kakaopay.cid().clone(), tid, amounts.total, amounts.tax_free)
-            .vat(amounts.vat)
-            .expect_available(cancelable_before);
+        let mut cancel = CancelRequest::new(
+            self.kakaopay.cid().clone(),
+            tid,
+            amounts.total,
+            amounts.tax_free,
+        )
+        .vat(amounts.vat)
+        .expect_available(cancelable_before);
         if let Some(reason) = reason {
             cancel = cancel.payload(reason);
         }
@@ -93,33 +125,73 @@ impl Services {
         match outcome {
             Ok(resp) => {
                 let canceled = p.canceled().checked_add(&amounts).unwrap_or(amounts);
-                let to = if full || canceled.total >= p.amounts().total { PaymentStatus::Canceled } else { PaymentStatus::PartiallyCanceled };
-                let event = if to == PaymentStatus::Canceled { Event::FullyRefunded } else { Event::PartlyRefunded };
-                let ev = NewEvent::cause(event.as_str()).detail(format!("refund {} of {} won, aid {}", refund.id, refund.amount, resp.aid));
+                let to = if full || canceled.total >= p.amounts().total {
+                    PaymentStatus::Canceled
+                } else {
+                    PaymentStatus::PartiallyCanceled
+                };
+                let event = if to == PaymentStatus::Canceled {
+                    Event::FullyRefunded
+                } else {
+                    Event::PartlyRefunded
+                };
+                let ev = NewEvent::cause(event.as_str()).detail(format!(
+                    "refund {} of {} won, aid {}",
+                    refund.id, refund.amount, resp.aid
+                ));
                 self.store
-                    .finish_refund(&p.id, &refund.id, RefundOutcome::Succeeded { aid: resp.aid.as_str(), canceled }, from, to, &ev, now)
+                    .finish_refund(
+                        &p.id,
+                        &refund.id,
+                        RefundOutcome::Succeeded {
+                            aid: resp.aid.as_str(),
+                            canceled,
+                        },
+                        from,
+                        to,
+                        &ev,
+                        now,
+                    )
                     .await?;
                 tracing::info!(payment = %p.id, refund = %refund.id, amount = refund.amount, aid = %resp.aid, "refunded");
             }
             Err(e) if e.may_have_applied() => {
-                let ev = NewEvent::cause("refund_unclear").code(e.code().map(ErrorCode::code)).detail(format!("refund {}: {e}", refund.id));
+                let ev = NewEvent::cause("refund_unclear")
+                    .code(e.code().map(ErrorCode::code))
+                    .detail(format!("refund {}: {e}", refund.id));
                 self.store.note(&p.id, from, &ev, now).await?;
                 self.store.schedule_check(&p.id, Some(now)).await?;
                 tracing::warn!(payment = %p.id, refund = %refund.id, error = %e, "refund outcome unknown; looking the order up");
                 self.resolve_in_background(p.id.clone());
             }
             Err(e) => {
-                let code = e.code().map_or_else(|| "kakaopay_unavailable".to_owned(), |c| c.code().to_string());
+                let code = e.code().map_or_else(
+                    || "kakaopay_unavailable".to_owned(),
+                    |c| c.code().to_string(),
+                );
                 let message = e.to_string();
-                let ev = NewEvent::cause("refund_failed").code(e.code().map(ErrorCode::code)).detail(format!("refund {}: {message}", refund.id));
+                let ev = NewEvent::cause("refund_failed")
+                    .code(e.code().map(ErrorCode::code))
+                    .detail(format!("refund {}: {message}", refund.id));
                 self.store
-                    .finish_refund(&p.id, &refund.id, RefundOutcome::Failed { code: &code, message: &message }, from, from, &ev, now)
+                    .finish_refund(
+                        &p.id,
+                        &refund.id,
+                        RefundOutcome::Failed {
+                            code: &code,
+                            message: &message,
+                        },
+                        from,
+                        from,
+                        &ev,
+                        now,
+                    )
                     .await?;
                 if e.code() == Some(ErrorCode::CancelAmountExceedsAvailable) {
                     // KakaoPay's balance differs from ours: learn why.
                     self.resolve_in_background(p.id.clone());
                 }
-                return Err(if e.api().is_some() { ServiceError::Refused(e) } else { ServiceError::Unavailable(e) });
+                return Err(ServiceError::kakaopay(e));
             }
         }
         let payment = self.payment(&p.id).await?;
@@ -137,6 +209,7 @@ impl Services {
 fn refund_in_progress() -> ServiceError {
     ServiceError::Conflict {
         code: "refund_in_progress",
-        message: "another refund of this payment is being processed; retry when it has finished".into(),
+        message: "another refund of this payment is being processed; retry when it has finished"
+            .into(),
     }
 }

@@ -21,7 +21,12 @@ pub struct SyncReport {
 }
 
 fn amounts_of(b: &kakaopay::AmountBreakdown) -> Amounts {
-    Amounts { total: b.total, tax_free: b.tax_free, vat: b.vat, green_deposit: b.green_deposit }
+    Amounts {
+        total: b.total,
+        tax_free: b.tax_free,
+        vat: b.vat,
+        green_deposit: b.green_deposit,
+    }
 }
 
 /// Where the ledger and KakaoPay's order disagree, if they do.
@@ -32,17 +37,25 @@ pub(crate) fn compare(p: &PaymentRecord, order: &OrderResponse) -> Option<String
     match local {
         PaymentStatus::Approved | PaymentStatus::PartiallyCanceled | PaymentStatus::Canceled => {
             if !remote_paid {
-                Some(format!("the ledger says {local} but KakaoPay says {}", order.status))
+                Some(format!(
+                    "the ledger says {local} but KakaoPay says {}",
+                    order.status
+                ))
             } else if p.refund_in_flight.is_none() && remote_canceled != p.canceled_total {
-                Some(format!("refunded {} won here but {remote_canceled} won at KakaoPay", p.canceled_total))
+                Some(format!(
+                    "refunded {} won here but {remote_canceled} won at KakaoPay",
+                    p.canceled_total
+                ))
             } else {
                 None
             }
         }
-        PaymentStatus::Quit | PaymentStatus::Failed | PaymentStatus::Expired if remote_paid => Some(format!(
-            "the ledger says {local} but KakaoPay says {}: money was taken",
-            order.status
-        )),
+        PaymentStatus::Quit | PaymentStatus::Failed | PaymentStatus::Expired if remote_paid => {
+            Some(format!(
+                "the ledger says {local} but KakaoPay says {}: money was taken",
+                order.status
+            ))
+        }
         _ => None,
     }
 }
@@ -68,16 +81,24 @@ impl Services {
     /// [`Services::sync`] with what the caller knows.
     pub async fn sync_with(&self, id: &str, hint: Hint) -> Result<SyncReport, ServiceError> {
         let p = self.payment(id).await?;
-        let tid = p.tid.parse().map_err(|_| ServiceError::Conflict { code: "corrupt_record", message: "stored tid is invalid".into() })?;
-        let order = self.kakaopay.order(&tid).await.map_err(|e| match e {
-            kakaopay::Error::Api { .. } => ServiceError::Refused(e),
-            other => ServiceError::Unavailable(other),
+        let tid = p.tid.parse().map_err(|_| ServiceError::Conflict {
+            code: "corrupt_record",
+            message: "stored tid is invalid".into(),
         })?;
+        let order = self
+            .kakaopay
+            .order(&tid)
+            .await
+            .map_err(ServiceError::kakaopay)?;
         let before = p.status();
         let now = now_ms();
         match before {
-            PaymentStatus::Ready | PaymentStatus::Approving => self.sync_unpaid(&p, &order, now, hint).await?,
-            PaymentStatus::Approved | PaymentStatus::PartiallyCanceled => self.sync_refunds(&p, &order, now).await?,
+            PaymentStatus::Ready | PaymentStatus::Approving => {
+                self.sync_unpaid(&p, &order, now, hint).await?
+            }
+            PaymentStatus::Approved | PaymentStatus::PartiallyCanceled => {
+                self.sync_refunds(&p, &order, now).await?
+            }
             _ => {}
         }
         let mut after = self.payment(id).await?;
@@ -99,14 +120,32 @@ impl Services {
         })
     }
 
-    async fn sync_unpaid(&self, p: &PaymentRecord, order: &OrderResponse, now: i64, hint: Hint) -> Result<(), ServiceError> {
+    async fn sync_unpaid(
+        &self,
+        p: &PaymentRecord,
+        order: &OrderResponse,
+        now: i64,
+        hint: Hint,
+    ) -> Result<(), ServiceError> {
         let from = p.status();
         if order.status.is_paid() || order.status == OrderStatus::IssuedSid {
             let paid = order.amount.as_ref().map(amounts_of).unwrap_or_default();
-            if let Some(why) = approval_mismatch(p, order.cid.as_str(), order.tid.as_str(), order.partner_order_id.as_str(), order.partner_user_id.as_str(), &paid) {
+            if let Some(why) = approval_mismatch(
+                p,
+                order.cid.as_str(),
+                order.tid.as_str(),
+                order.partner_order_id.as_str(),
+                order.partner_user_id.as_str(),
+                &paid,
+            ) {
                 if order.status == OrderStatus::CancelPayment {
-                    let canceled = order.canceled_amount.as_ref().map(amounts_of).unwrap_or(paid);
-                    self.record_mismatch_canceled(p, from, canceled, &why, None).await?;
+                    let canceled = order
+                        .canceled_amount
+                        .as_ref()
+                        .map(amounts_of)
+                        .unwrap_or(paid);
+                    self.record_mismatch_canceled(p, from, canceled, &why, None)
+                        .await?;
                 } else {
                     self.cancel_mismatch(p, from, paid, &why).await?;
                 }
@@ -117,23 +156,42 @@ impl Services {
                 .iter()
                 .find(|a| a.payment_action_type == Some(PaymentActionType::Payment));
             let changes = Changes {
-                aid: payment_action.and_then(|a| a.aid.as_ref()).map(|a| a.as_str().to_owned()),
-                approved_at: Some(order.approved_at.map_or(now, |t| t.to_utc().timestamp_millis())),
-                payment_method_type: order.payment_method_type.as_ref().map(|m| m.as_str().to_owned()),
+                aid: payment_action
+                    .and_then(|a| a.aid.as_ref())
+                    .map(|a| a.as_str().to_owned()),
+                approved_at: Some(
+                    order
+                        .approved_at
+                        .map_or(now, |t| t.to_utc().timestamp_millis()),
+                ),
+                payment_method_type: order
+                    .payment_method_type
+                    .as_ref()
+                    .map(|m| m.as_str().to_owned()),
                 next_check_at: None,
                 ..Changes::default()
             };
             let to = transition(from, Event::Approved)?;
-            let ev = NewEvent::cause(Event::Approved.as_str()).detail(format!("order lookup: {}", order.status));
-            self.store.transition(&p.id, from, to, &changes, &ev, now).await?;
+            let ev = NewEvent::cause(Event::Approved.as_str())
+                .detail(format!("order lookup: {}", order.status));
+            self.store
+                .transition(&p.id, from, to, &changes, &ev, now)
+                .await?;
             return Ok(());
         }
-        let expired_there = hint == Hint::SentToFailUrl && from == PaymentStatus::Ready && order.status.is_pending();
-        let remote = Remote { status: order.status.clone(), past_expiry: now >= p.expires_at || expired_there };
+        let expired_there = hint == Hint::SentToFailUrl
+            && from == PaymentStatus::Ready
+            && order.status.is_pending();
+        let remote = Remote {
+            status: order.status.clone(),
+            past_expiry: now >= p.expires_at || expired_there,
+        };
         if let Some(event) = reconcile(from, &remote) {
             let to = transition(from, event)?;
             let failure = match event {
-                Event::AuthFailed | Event::ApproveFailed => Some(format!("KakaoPay status {}", order.status)),
+                Event::AuthFailed | Event::ApproveFailed => {
+                    Some(format!("KakaoPay status {}", order.status))
+                }
                 Event::Expired => Some("not paid within 15 minutes".to_owned()),
                 _ => None,
             };
@@ -143,36 +201,71 @@ impl Services {
                 next_check_at: None,
                 ..Changes::default()
             };
-            let ev = NewEvent::cause(event.as_str()).detail(format!("order lookup: {}", order.status));
-            self.store.transition(&p.id, from, to, &changes, &ev, now).await?;
+            let ev =
+                NewEvent::cause(event.as_str()).detail(format!("order lookup: {}", order.status));
+            self.store
+                .transition(&p.id, from, to, &changes, &ev, now)
+                .await?;
             return Ok(());
         }
         if from == PaymentStatus::Approving {
             // KakaoPay has not applied the approve (yet).
             let started = p.approve_started_at.unwrap_or(p.updated_at);
             if now - started < self.grace_ms() {
-                self.store.schedule_check(&p.id, Some(started + self.grace_ms())).await?;
-            } else if let (OrderStatus::AuthPassword, Some(token)) = (&order.status, p.pg_token.as_deref().and_then(|t| PgToken::parse(t).ok())) {
+                self.store
+                    .schedule_check(&p.id, Some(started + self.grace_ms()))
+                    .await?;
+            } else if let (OrderStatus::AuthPassword, Some(token)) = (
+                &order.status,
+                p.pg_token.as_deref().and_then(|t| PgToken::parse(t).ok()),
+            ) {
                 // The buyer authenticated and no approve is in flight any more: approve again.
                 // KakaoPay's -702 guards against a double approve.
-                self.store.note(&p.id, from, &NewEvent::cause("approve_resent").detail("order lookup: AUTH_PASSWORD after the grace period"), now).await?;
-                self.store.schedule_check(&p.id, Some(now + self.grace_ms())).await?;
+                self.store
+                    .note(
+                        &p.id,
+                        from,
+                        &NewEvent::cause("approve_resent")
+                            .detail("order lookup: AUTH_PASSWORD after the grace period"),
+                        now,
+                    )
+                    .await?;
+                self.store
+                    .schedule_check(&p.id, Some(now + self.grace_ms()))
+                    .await?;
                 self.send_approve(p, token).await?;
             } else {
                 let to = transition(from, Event::ApproveRetryable)?;
-                let changes = Changes { next_check_at: Some(p.expires_at + 5_000), ..Changes::default() };
-                let ev = NewEvent::cause(Event::ApproveRetryable.as_str()).detail(format!("order lookup: {}", order.status));
-                self.store.transition(&p.id, from, to, &changes, &ev, now).await?;
+                let changes = Changes {
+                    next_check_at: Some(p.expires_at + 5_000),
+                    ..Changes::default()
+                };
+                let ev = NewEvent::cause(Event::ApproveRetryable.as_str())
+                    .detail(format!("order lookup: {}", order.status));
+                self.store
+                    .transition(&p.id, from, to, &changes, &ev, now)
+                    .await?;
             }
         } else {
-            self.store.schedule_check(&p.id, Some(p.expires_at.max(now) + 5_000)).await?;
+            self.store
+                .schedule_check(&p.id, Some(p.expires_at.max(now) + 5_000))
+                .await?;
         }
         Ok(())
     }
 
-    async fn sync_refunds(&self, p: &PaymentRecord, order: &OrderResponse, now: i64) -> Result<(), ServiceError> {
+    async fn sync_refunds(
+        &self,
+        p: &PaymentRecord,
+        order: &OrderResponse,
+        now: i64,
+    ) -> Result<(), ServiceError> {
         let from = p.status();
-        let remote = order.canceled_amount.as_ref().map(amounts_of).unwrap_or_default();
+        let remote = order
+            .canceled_amount
+            .as_ref()
+            .map(amounts_of)
+            .unwrap_or_default();
         let local = p.canceled();
         let refunds = self.store.refunds(&p.id).await?;
         let known: Vec<&str> = refunds.iter().filter_map(|r| r.aid.as_deref()).collect();
@@ -185,26 +278,67 @@ impl Services {
             .map(str::to_owned);
         let paid_total = p.amounts().total;
         if let Some(refund_id) = p.refund_in_flight.as_deref() {
-            let Some(refund) = refunds.iter().find(|r| r.id == refund_id && r.status() == RefundStatus::Pending) else {
+            let Some(refund) = refunds
+                .iter()
+                .find(|r| r.id == refund_id && r.status() == RefundStatus::Pending)
+            else {
                 return Ok(());
             };
             let expected = local.checked_add(&refund.amounts()).unwrap_or(local);
             if remote.total >= expected.total && remote.total > local.total {
-                let to = if remote.total >= paid_total { PaymentStatus::Canceled } else { PaymentStatus::PartiallyCanceled };
+                let to = if remote.total >= paid_total {
+                    PaymentStatus::Canceled
+                } else {
+                    PaymentStatus::PartiallyCanceled
+                };
                 let aid = unknown_cancel_aid.unwrap_or_else(|| format!("unknown-{}", refund.id));
-                let ev = NewEvent::cause(if to == PaymentStatus::Canceled { Event::FullyRefunded.as_str() } else { Event::PartlyRefunded.as_str() })
-                    .detail(format!("refund {} of {} won confirmed by order lookup, aid {aid}", refund.id, refund.amount));
+                let ev = NewEvent::cause(if to == PaymentStatus::Canceled {
+                    Event::FullyRefunded.as_str()
+                } else {
+                    Event::PartlyRefunded.as_str()
+                })
+                .detail(format!(
+                    "refund {} of {} won confirmed by order lookup, aid {aid}",
+                    refund.id, refund.amount
+                ));
                 self.store
-                    .finish_refund(&p.id, &refund.id, RefundOutcome::Succeeded { aid: &aid, canceled: remote }, from, to, &ev, now)
+                    .finish_refund(
+                        &p.id,
+                        &refund.id,
+                        RefundOutcome::Succeeded {
+                            aid: &aid,
+                            canceled: remote,
+                        },
+                        from,
+                        to,
+                        &ev,
+                        now,
+                    )
                     .await?;
             } else if remote.total == local.total {
                 if now - refund.updated_at >= self.grace_ms() {
-                    let ev = NewEvent::cause("refund_failed").detail(format!("refund {} was not applied by KakaoPay (order lookup)", refund.id));
+                    let ev = NewEvent::cause("refund_failed").detail(format!(
+                        "refund {} was not applied by KakaoPay (order lookup)",
+                        refund.id
+                    ));
                     self.store
-                        .finish_refund(&p.id, &refund.id, RefundOutcome::Failed { code: "not_applied", message: "KakaoPay did not apply the refund" }, from, from, &ev, now)
+                        .finish_refund(
+                            &p.id,
+                            &refund.id,
+                            RefundOutcome::Failed {
+                                code: "not_applied",
+                                message: "KakaoPay did not apply the refund",
+                            },
+                            from,
+                            from,
+                            &ev,
+                            now,
+                        )
                         .await?;
                 } else {
-                    self.store.schedule_check(&p.id, Some(refund.updated_at + self.grace_ms())).await?;
+                    self.store
+                        .schedule_check(&p.id, Some(refund.updated_at + self.grace_ms()))
+                        .await?;
                 }
             }
             return Ok(());
@@ -212,7 +346,11 @@ impl Services {
         if remote.total > local.total {
             // Refunded at KakaoPay without this ledger knowing (KakaoPay's console, a lost record).
             let extra = remote.checked_sub(&local).unwrap_or_default();
-            let to = if remote.total >= paid_total { PaymentStatus::Canceled } else { PaymentStatus::PartiallyCanceled };
+            let to = if remote.total >= paid_total {
+                PaymentStatus::Canceled
+            } else {
+                PaymentStatus::PartiallyCanceled
+            };
             let refund = RefundRecord {
                 id: new_id("rfd_"),
                 payment_id: p.id.clone(),
@@ -229,8 +367,14 @@ impl Services {
                 created_at: now,
                 updated_at: now,
             };
-            let ev = NewEvent::cause("refund_reconciled").detail(format!("{} won refunded at KakaoPay, recorded as {}", extra.total.won(), refund.id));
-            self.store.record_external_refund(&refund, from, to, remote, &ev).await?;
+            let ev = NewEvent::cause("refund_reconciled").detail(format!(
+                "{} won refunded at KakaoPay, recorded as {}",
+                extra.total.won(),
+                refund.id
+            ));
+            self.store
+                .record_external_refund(&refund, from, to, remote, &ev)
+                .await?;
         }
         Ok(())
     }

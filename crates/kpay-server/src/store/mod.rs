@@ -52,7 +52,10 @@ pub enum StoreError {
 
 #[derive(Clone, Debug)]
 enum Db {
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
     Postgres(PgPool),
 }
 
@@ -163,6 +166,9 @@ macro_rules! bind_insert {
     }};
 }
 
+/// An idempotency row: request hash, state, stored status and body, lock deadline.
+type IdemRow = (String, String, Option<i64>, Option<String>, i64);
+
 /// What beginning a refund found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BeginRefund {
@@ -188,7 +194,11 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            if let Some(dir) = options.get_filename().parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = options
+                .get_filename()
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
                     path: dir.display().to_string(),
                     source,
@@ -205,7 +215,9 @@ impl Store {
                 .connect_with(options)
                 .await
                 .map_err(StoreError::Connect)?;
-            Ok(Store { db: Db::Sqlite { writer, reader } })
+            Ok(Store {
+                db: Db::Sqlite { writer, reader },
+            })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(StoreError::Connect)?;
             let pool = PgPoolOptions::new()
@@ -215,7 +227,9 @@ impl Store {
                 .await
                 .map_err(StoreError::Connect)?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            Ok(Store { db: Db::Postgres(pool) })
+            Ok(Store {
+                db: Db::Postgres(pool),
+            })
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
@@ -247,7 +261,11 @@ impl Store {
     }
 
     /// Inserts a new payment with its first event.
-    pub async fn insert_payment(&self, p: &PaymentRecord, event: &NewEvent) -> Result<(), StoreError> {
+    pub async fn insert_payment(
+        &self,
+        p: &PaymentRecord,
+        event: &NewEvent,
+    ) -> Result<(), StoreError> {
         match &self.db {
             Db::Postgres(pool) => {
                 let sql = format!(
@@ -263,7 +281,9 @@ impl Store {
             }
             Db::Sqlite { writer, .. } => {
                 let mut tx = writer.begin().await?;
-                bind_insert!(sqlx::query(INSERT_PAYMENT), p).execute(&mut *tx).await?;
+                bind_insert!(sqlx::query(INSERT_PAYMENT), p)
+                    .execute(&mut *tx)
+                    .await?;
                 sqlx::query(INSERT_EVENT)
                     .bind(&p.id)
                     .bind(None::<String>)
@@ -283,7 +303,9 @@ impl Store {
     /// A payment by id.
     pub async fn payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
         let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1");
-        Ok(read_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(id).fetch_optional(pool).await)?)
+        Ok(
+            read_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(id).fetch_optional(pool).await)?,
+        )
     }
 
     /// Moves payment `id` from `from` to `to` with `changes`, logging `event`, only if it is still
@@ -338,7 +360,13 @@ impl Store {
     }
 
     /// Logs an event that does not change the status (a refund request, a reconciliation note).
-    pub async fn note(&self, id: &str, status: PaymentStatus, event: &NewEvent, now: i64) -> Result<(), StoreError> {
+    pub async fn note(
+        &self,
+        id: &str,
+        status: PaymentStatus,
+        event: &NewEvent,
+        now: i64,
+    ) -> Result<(), StoreError> {
         write_pool!(self, pool => sqlx::query(INSERT_EVENT)
             .bind(id)
             .bind(status.as_str())
@@ -366,7 +394,9 @@ impl Store {
     pub async fn events(&self, id: &str) -> Result<Vec<EventRecord>, StoreError> {
         let sql = "SELECT id, payment_id, from_status, to_status, cause, upstream_code, detail, at \
                    FROM payment_events WHERE payment_id = $1 ORDER BY id";
-        Ok(read_pool!(self, pool => sqlx::query_as::<_, EventRecord>(sql).bind(id).fetch_all(pool).await)?)
+        Ok(
+            read_pool!(self, pool => sqlx::query_as::<_, EventRecord>(sql).bind(id).fetch_all(pool).await)?,
+        )
     }
 
     /// Every refund of a payment, oldest first.
@@ -374,14 +404,18 @@ impl Store {
         let sql = "SELECT id, payment_id, status, amount, tax_free, vat, green_deposit, cancelable_before, reason, aid, \
                    failure_code, failure_message, created_at, updated_at FROM refunds WHERE payment_id = $1 \
                    ORDER BY created_at, id";
-        Ok(read_pool!(self, pool => sqlx::query_as::<_, RefundRecord>(sql).bind(payment_id).fetch_all(pool).await)?)
+        Ok(
+            read_pool!(self, pool => sqlx::query_as::<_, RefundRecord>(sql).bind(payment_id).fetch_all(pool).await)?,
+        )
     }
 
     /// A page of payments, newest first.
     pub async fn list(&self, f: &ListFilter) -> Result<Vec<PaymentRecord>, StoreError> {
         macro_rules! build {
             ($qb:ident) => {{
-                $qb.push(format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE 1 = 1"));
+                $qb.push(format!(
+                    "SELECT {PAYMENT_COLUMNS} FROM payments WHERE 1 = 1"
+                ));
                 if let Some(s) = f.status {
                     $qb.push(" AND status = ").push_bind(s.as_str());
                 }
@@ -403,14 +437,17 @@ impl Store {
                     $qb.push(" AND id < ").push_bind(id.clone());
                     $qb.push("))");
                 }
-                $qb.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(f.limit);
+                $qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                    .push_bind(f.limit);
             }};
         }
         Ok(match &self.db {
             Db::Sqlite { reader, .. } => {
                 let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
                 build!(qb);
-                qb.build_query_as::<PaymentRecord>().fetch_all(reader).await?
+                qb.build_query_as::<PaymentRecord>()
+                    .fetch_all(reader)
+                    .await?
             }
             Db::Postgres(pool) => {
                 let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
@@ -421,11 +458,17 @@ impl Store {
     }
 
     /// Payments updated at or after `since` (ms), newest first, at most `limit`.
-    pub async fn updated_since(&self, since: i64, limit: i64) -> Result<Vec<PaymentRecord>, StoreError> {
+    pub async fn updated_since(
+        &self,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<PaymentRecord>, StoreError> {
         let sql = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payments WHERE updated_at >= $1 ORDER BY updated_at DESC LIMIT $2"
         );
-        Ok(read_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(since).bind(limit).fetch_all(pool).await)?)
+        Ok(
+            read_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(since).bind(limit).fetch_all(pool).await)?,
+        )
     }
 
     /// How many payments are in each status.
@@ -440,7 +483,9 @@ impl Store {
         let sql = "SELECT ((approved_at + 32400000) / 86400000) * 86400000 - 32400000 AS day, COUNT(*), \
                    SUM(amount_total), SUM(canceled_total) FROM payments \
                    WHERE approved_at IS NOT NULL AND approved_at >= $1 GROUP BY day ORDER BY day";
-        Ok(read_pool!(self, pool => sqlx::query_as::<_, (i64, i64, i64, i64)>(sql).bind(since).fetch_all(pool).await)?)
+        Ok(
+            read_pool!(self, pool => sqlx::query_as::<_, (i64, i64, i64, i64)>(sql).bind(since).fetch_all(pool).await)?,
+        )
     }
 
     /// Reserves the payment's refund slot for `refund` and records it as pending, if the payment is
@@ -649,13 +694,26 @@ impl Store {
     }
 
     /// The pending refund of a payment, if any.
-    pub async fn pending_refund(&self, payment_id: &str) -> Result<Option<RefundRecord>, StoreError> {
-        Ok(self.refunds(payment_id).await?.into_iter().find(|r| r.status == "pending"))
+    pub async fn pending_refund(
+        &self,
+        payment_id: &str,
+    ) -> Result<Option<RefundRecord>, StoreError> {
+        Ok(self
+            .refunds(payment_id)
+            .await?
+            .into_iter()
+            .find(|r| r.status == "pending"))
     }
 
     /// Leases up to `limit` payments whose check is due, for `lease_ms`, to `owner`. With several
     /// instances on PostgreSQL, `FOR UPDATE SKIP LOCKED` hands each row to one of them.
-    pub async fn lease_due(&self, owner: &str, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<PaymentRecord>, StoreError> {
+    pub async fn lease_due(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<PaymentRecord>, StoreError> {
         let pick = "SELECT id FROM payments WHERE next_check_at IS NOT NULL AND next_check_at <= $3 \
                     AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_check_at LIMIT $4";
         let rows = match &self.db {
@@ -702,7 +760,13 @@ impl Store {
     }
 
     /// Starts an idempotent request under `key`.
-    pub async fn idem_begin(&self, key: &str, hash: &str, now: i64, lock_ms: i64) -> Result<IdemBegin, StoreError> {
+    pub async fn idem_begin(
+        &self,
+        key: &str,
+        hash: &str,
+        now: i64,
+        lock_ms: i64,
+    ) -> Result<IdemBegin, StoreError> {
         let inserted = write_pool!(self, pool => sqlx::query(
             "INSERT INTO idempotency_keys (key, request_hash, state, created_at, locked_until) \
              VALUES ($1, $2, 'in_flight', $3, $4) ON CONFLICT (key) DO NOTHING",
@@ -716,7 +780,7 @@ impl Store {
         if inserted == 1 {
             return Ok(IdemBegin::Started);
         }
-        let row: Option<(String, String, Option<i64>, Option<String>, i64)> = write_pool!(self, pool => sqlx::query_as(
+        let row: Option<IdemRow> = write_pool!(self, pool => sqlx::query_as(
             "SELECT request_hash, state, response_status, response_body, locked_until FROM idempotency_keys WHERE key = $1",
         )
         .bind(key)
@@ -776,10 +840,12 @@ impl Store {
 
     /// Drops idempotency keys created before `before` (ms).
     pub async fn idem_expire(&self, before: i64) -> Result<u64, StoreError> {
-        Ok(write_pool!(self, pool => sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1 AND state = 'done'")
+        Ok(
+            write_pool!(self, pool => sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1 AND state = 'done'")
             .bind(before)
             .execute(pool)
-            .await.map(|r| r.rows_affected()))?)
+            .await.map(|r| r.rows_affected()))?,
+        )
     }
 
     /// Whether an API key with this hash exists and is not revoked.
@@ -802,7 +868,13 @@ impl Store {
     }
 
     /// Stores an API key's hash (idempotent).
-    pub async fn add_api_key(&self, id: &str, hash: &str, prefix: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn add_api_key(
+        &self,
+        id: &str,
+        hash: &str,
+        prefix: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         write_pool!(self, pool => sqlx::query(
             "INSERT INTO api_keys (id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key_hash) DO NOTHING",
         )

@@ -175,7 +175,11 @@ pub struct NewEvent {
 impl NewEvent {
     /// An event with a cause only.
     pub fn cause(cause: impl Into<String>) -> Self {
-        Self { cause: cause.into(), upstream_code: None, detail: None }
+        Self {
+            cause: cause.into(),
+            upstream_code: None,
+            detail: None,
+        }
     }
     /// Adds KakaoPay's code.
     pub fn code(mut self, code: Option<i64>) -> Self {

@@ -15,7 +15,9 @@ pub fn result_page(p: &PaymentRecord, back: &str) -> Markup {
     let status = p.status();
     let brand = html! { a href=(back) { "kpay" } };
     let (title, body) = match status {
-        PaymentStatus::Approved | PaymentStatus::PartiallyCanceled | PaymentStatus::Canceled => ("결제 완료", receipt(p, back)),
+        PaymentStatus::Approved | PaymentStatus::PartiallyCanceled | PaymentStatus::Canceled => {
+            ("결제 완료", receipt(p, back))
+        }
         PaymentStatus::Approving => (
             "결제 확인 중",
             html! {
@@ -39,13 +41,47 @@ pub fn result_page(p: &PaymentRecord, back: &str) -> Markup {
                 }
             },
         ),
-        PaymentStatus::Quit => ("결제 취소", closed(p, back, "결제를 취소했습니다", "결제가 이루어지지 않았습니다. 다시 주문할 수 있습니다.")),
-        PaymentStatus::Expired => ("결제 시간 만료", closed(p, back, "결제 시간이 만료되었습니다", "15분 안에 결제가 완료되지 않아 주문이 취소되었습니다. 다시 주문해 주세요.")),
-        PaymentStatus::Failed => ("결제 실패", closed(p, back, "결제에 실패했습니다", "결제가 이루어지지 않았습니다. 다른 결제 수단으로 다시 시도해 주세요.")),
+        PaymentStatus::Quit => (
+            "결제 취소",
+            closed(
+                p,
+                back,
+                "결제를 취소했습니다",
+                "결제가 이루어지지 않았습니다. 다시 주문할 수 있습니다.",
+            ),
+        ),
+        PaymentStatus::Expired => (
+            "결제 시간 만료",
+            closed(
+                p,
+                back,
+                "결제 시간이 만료되었습니다",
+                "15분 안에 결제가 완료되지 않아 주문이 취소되었습니다. 다시 주문해 주세요.",
+            ),
+        ),
+        PaymentStatus::Failed => (
+            "결제 실패",
+            closed(
+                p,
+                back,
+                "결제에 실패했습니다",
+                "결제가 이루어지지 않았습니다. 다른 결제 수단으로 다시 시도해 주세요.",
+            ),
+        ),
     };
-    let markup = page("ko", title, brand, html! { a href=(back) { "돌아가기" } }, body);
+    let markup = page(
+        "ko",
+        title,
+        brand,
+        html! { a href=(back) { "돌아가기" } },
+        body,
+    );
     if status == PaymentStatus::Approving {
-        PreEscaped(markup.into_string().replacen("<body>", &format!("<body data-payment=\"{}\">", p.id), 1))
+        PreEscaped(markup.into_string().replacen(
+            "<body>",
+            &format!("<body data-payment=\"{}\">", p.id),
+            1,
+        ))
     } else {
         markup
     }

@@ -60,7 +60,9 @@ macro_rules! both_backends {
 fn random(n: usize) -> String {
     use rand::Rng;
     let mut rng = rand::rng();
-    (0..n).map(|_| (b'a' + rng.random_range(0..26)) as char).collect()
+    (0..n)
+        .map(|_| (b'a' + rng.random_range(0..26)) as char)
+        .collect()
 }
 
 /// A fresh database (dropped afterwards) and a scratch data directory.
@@ -71,7 +73,8 @@ pub struct Scratch {
 }
 
 pub fn admin_url() -> String {
-    std::env::var("KPAY_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("KPAY_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 impl Scratch {
@@ -79,15 +82,28 @@ impl Scratch {
         let data_dir = std::env::temp_dir().join(format!("kpay-test-{}", random(12)));
         std::fs::create_dir_all(&data_dir).unwrap();
         match backend {
-            Backend::Sqlite => Scratch { url: format!("sqlite://{}", data_dir.join("kpay.db").display()), data_dir, pg_name: None },
+            Backend::Sqlite => Scratch {
+                url: format!("sqlite://{}", data_dir.join("kpay.db").display()),
+                data_dir,
+                pg_name: None,
+            },
             Backend::Postgres => {
                 use sqlx::Connection;
                 let name = format!("kpay_t_{}", random(16));
-                let mut conn = sqlx::PgConnection::connect(&admin_url()).await.expect("PostgreSQL on 127.0.0.1:5432 (see README)");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                let mut conn = sqlx::PgConnection::connect(&admin_url())
+                    .await
+                    .expect("PostgreSQL on 127.0.0.1:5432 (see README)");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 let mut url = url::Url::parse(&admin_url()).unwrap();
                 url.set_path(&name);
-                Scratch { url: url.to_string(), data_dir, pg_name: Some(name) }
+                Scratch {
+                    url: url.to_string(),
+                    data_dir,
+                    pg_name: Some(name),
+                }
             }
         }
     }
@@ -98,11 +114,17 @@ impl Drop for Scratch {
         let _ = std::fs::remove_dir_all(&self.data_dir);
         if let Some(name) = self.pg_name.take() {
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     use sqlx::Connection;
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
                     }
                 });
             })
@@ -137,7 +159,11 @@ impl TestApp {
         Self::spawn_with(backend, generation, |_| {}).await
     }
 
-    pub async fn spawn_with(backend: Backend, generation: Generation, adjust: impl FnOnce(&mut ServerConfig)) -> TestApp {
+    pub async fn spawn_with(
+        backend: Backend,
+        generation: Generation,
+        adjust: impl FnOnce(&mut ServerConfig),
+    ) -> TestApp {
         let scratch = Scratch::new(backend).await;
         let mut c = config(&scratch, generation);
         adjust(&mut c);
@@ -151,8 +177,17 @@ impl TestApp {
         let handle = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        TestApp { base, http, scratch, stop: Some(tx), handle: Some(handle) }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        TestApp {
+            base,
+            http,
+            scratch,
+            stop: Some(tx),
+            handle: Some(handle),
+        }
     }
 
     /// Stops gracefully and waits.
@@ -163,10 +198,23 @@ impl TestApp {
         if let Some(h) = self.handle.take() {
             h.await.unwrap().unwrap();
         }
-        std::mem::replace(&mut self.scratch, Scratch { url: String::new(), data_dir: PathBuf::new(), pg_name: None })
+        std::mem::replace(
+            &mut self.scratch,
+            Scratch {
+                url: String::new(),
+                data_dir: PathBuf::new(),
+                pg_name: None,
+            },
+        )
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>, key: Option<&str>) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(k) = key {
             req = req.bearer_auth(k);
@@ -177,15 +225,20 @@ impl TestApp {
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(body), Some(API_KEY)).await
+        self.send(reqwest::Method::POST, path, Some(body), Some(API_KEY))
+            .await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        self.send(reqwest::Method::GET, path, None, Some(API_KEY)).await
+        self.send(reqwest::Method::GET, path, None, Some(API_KEY))
+            .await
     }
 
     pub async fn create(&self, total: i64) -> Value {
@@ -210,13 +263,21 @@ impl TestApp {
 
     /// POSTs to a sandbox test helper (`/sandbox/test/v1/…`).
     pub async fn sandbox(&self, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.send(reqwest::Method::POST, &format!("/sandbox/test/v1{path}"), body, None).await
+        self.send(
+            reqwest::Method::POST,
+            &format!("/sandbox/test/v1{path}"),
+            body,
+            None,
+        )
+        .await
     }
 
     /// The buyer authenticates; returns the approval callback URL with its pg_token.
     pub async fn authorize(&self, payment: &Value) -> String {
         let tid = payment["tid"].as_str().unwrap();
-        let (status, body) = self.sandbox(&format!("/payments/{tid}/authorize"), None).await;
+        let (status, body) = self
+            .sandbox(&format!("/payments/{tid}/authorize"), None)
+            .await;
         assert_eq!(status, 200, "{body}");
         body["redirect_url"].as_str().unwrap().to_owned()
     }
@@ -230,7 +291,10 @@ impl TestApp {
     pub async fn browse(&self, url: &str) -> (u16, Option<String>, String) {
         let resp = self.http.get(url).send().await.unwrap();
         let status = resp.status().as_u16();
-        let location = resp.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
         (status, location, resp.text().await.unwrap())
     }
 
@@ -253,20 +317,33 @@ impl TestApp {
             if p["status"] == status {
                 return p;
             }
-            assert!(std::time::Instant::now() < deadline, "payment {id} never became {status}: {p}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "payment {id} never became {status}: {p}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// KakaoPay's view of a payment, through the sandbox (order lookup).
-    pub async fn kakaopay_order(&self, tid: &str, generation: Generation) -> kakaopay::OrderResponse {
+    pub async fn kakaopay_order(
+        &self,
+        tid: &str,
+        generation: Generation,
+    ) -> kakaopay::OrderResponse {
         let credentials = match generation {
             Generation::Open => kakaopay::Credentials::secret_key("test"),
             Generation::Legacy => kakaopay::Credentials::admin_key("test"),
         };
-        let client = kakaopay::Client::builder(credentials).base_url(format!("{}/sandbox", self.base)).build().unwrap();
+        let client = kakaopay::Client::builder(credentials)
+            .base_url(format!("{}/sandbox", self.base))
+            .build()
+            .unwrap();
         client
-            .order(&kakaopay::OrderRequest::new("TC0ONETIME".parse().unwrap(), tid.parse().unwrap()))
+            .order(&kakaopay::OrderRequest::new(
+                "TC0ONETIME".parse().unwrap(),
+                tid.parse().unwrap(),
+            ))
             .await
             .unwrap()
     }
