@@ -108,7 +108,9 @@ impl Services {
             {
                 continue; // lost the race: read what the winner did
             }
-            return self.send_approve(&p, pg_token).await;
+            return self
+                .send_approve(&p.applied(to, &changes, now), pg_token)
+                .await;
         }
     }
 
@@ -248,6 +250,7 @@ impl Services {
             .await?
         {
             tracing::info!(payment = %p.id, aid = %resp.aid, "payment approved");
+            return Ok(p.applied(to, &changes, now));
         }
         self.payment(&p.id).await
     }

@@ -87,6 +87,45 @@ impl PaymentRecord {
     }
 }
 
+impl PaymentRecord {
+    /// This record as the database holds it after `transition(…, to, changes, …)` succeeded, so
+    /// that the hot path need not read it back.
+    pub fn applied(&self, to: PaymentStatus, c: &Changes, now: i64) -> PaymentRecord {
+        let mut p = self.clone();
+        p.status = to.as_str().to_owned();
+        p.updated_at = now;
+        if let Some(v) = &c.pg_token {
+            p.pg_token = Some(v.clone());
+        }
+        p.approve_started_at = c.approve_started_at.or(p.approve_started_at);
+        if let Some(v) = &c.aid {
+            p.aid = Some(v.clone());
+        }
+        p.approved_at = c.approved_at.or(p.approved_at);
+        if let Some(v) = &c.payment_method_type {
+            p.payment_method_type = Some(v.clone());
+        }
+        if let Some(v) = &c.card_info {
+            p.card_info = Some(v.clone());
+        }
+        if let Some(v) = &c.failure_code {
+            p.failure_code = Some(v.clone());
+        }
+        if let Some(v) = &c.failure_message {
+            p.failure_message = Some(v.clone());
+        }
+        if let Some(a) = c.canceled {
+            p.canceled_total = a.total.won();
+            p.canceled_tax_free = a.tax_free.won();
+            p.canceled_vat = a.vat.won();
+            p.canceled_green_deposit = a.green_deposit.won();
+        }
+        p.canceled_at = c.canceled_at.or(p.canceled_at);
+        p.next_check_at = c.next_check_at;
+        p
+    }
+}
+
 /// A refund row.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefundRecord {
