@@ -343,7 +343,7 @@ mod tests {
         let vat = RefundRequest {
             amount: won(100),
             tax_free: None,
-            vat: Some(won(91)),
+            vat: Some(won(92)),
         };
         assert!(matches!(
             plan_refund(&paid, &Amounts::default(), vat),
