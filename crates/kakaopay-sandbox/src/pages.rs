@@ -53,6 +53,7 @@ fn layout(title: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " | 카카오페이" }
+                link rel="icon" href="data:,";
                 style { (PreEscaped(STYLE)) }
             }
             body {
@@ -130,7 +131,8 @@ fn closed_page(sb: &Sandbox, p: &Payment) -> Response {
 fn summary(p: &Payment) -> Markup {
     html! {
         p.muted { "결제 상품" }
-        h1 { (p.item_name) @if p.quantity > 1 { " 외 " (p.quantity) "개" } }
+        h1 { (p.item_name) }
+        @if p.quantity > 1 { p.muted { "수량 " (p.quantity) "개" } }
         p.amount { (p.amount.total) }
     }
 }

@@ -247,6 +247,27 @@ impl Application {
                 .map_err(|e| StartError::Config(e.to_string()))?,
         };
         let mut router = http::router(state.clone());
+        let internal_base = format!("http://{reachable}");
+        let secret = config
+            .admin_password
+            .as_ref()
+            .map_or_else(|| api_key.clone(), |p| p.expose_secret().to_owned());
+        router = router.merge(crate::web::admin::routes(crate::web::admin::AdminState {
+            services: services.clone(),
+            sessions: crate::web::session::Sessions::new(&secret),
+            secret: Arc::new(secrecy::SecretString::from(secret)),
+            reconcile_interval: config.reconcile_interval,
+            secure_cookies: public_url.starts_with("https://"),
+        }));
+        if config.demo_shop {
+            router = router.merge(crate::web::shop::routes(crate::web::shop::ShopState {
+                store: services.store.clone(),
+                http: state.http.clone(),
+                api_base: internal_base,
+                api_key: Arc::new(secrecy::SecretString::from(api_key.clone())),
+                public_url: public_url.clone(),
+            }));
+        }
         let builtin_sandbox = config.uses_builtin_sandbox();
         if builtin_sandbox {
             let sandbox = kakaopay_sandbox::Sandbox::new(kakaopay_sandbox::SandboxConfig {

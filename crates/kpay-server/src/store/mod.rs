@@ -893,6 +893,50 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a shop order (the demo shop's own table).
+    pub async fn insert_shop_order(&self, o: &ShopOrderRecord) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query(
+            "INSERT INTO shop_orders (id, payment_id, guest, lines, total, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&o.id)
+        .bind(&o.payment_id)
+        .bind(&o.guest)
+        .bind(&o.lines)
+        .bind(o.total)
+        .bind(o.created_at)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Links a shop order to its payment.
+    pub async fn set_shop_order_payment(
+        &self,
+        id: &str,
+        payment_id: &str,
+    ) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query("UPDATE shop_orders SET payment_id = $1 WHERE id = $2")
+            .bind(payment_id)
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// A shop order.
+    pub async fn shop_order(&self, id: &str) -> Result<Option<ShopOrderRecord>, StoreError> {
+        Ok(
+            read_pool!(self, pool => sqlx::query_as::<_, ShopOrderRecord>(
+            "SELECT id, payment_id, guest, lines, total, created_at FROM shop_orders WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?,
+        )
+    }
+
     /// Records a reconciler run.
     pub async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         write_pool!(self, pool => sqlx::query(

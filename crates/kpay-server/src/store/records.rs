@@ -259,3 +259,15 @@ pub enum IdemBegin {
     /// The stored answer.
     Done { status: u16, body: String },
 }
+
+/// A demo-shop order.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct ShopOrderRecord {
+    pub id: String,
+    pub payment_id: Option<String>,
+    pub guest: String,
+    /// JSON: `[{"sku","name","price","quantity"}]`.
+    pub lines: String,
+    pub total: i64,
+    pub created_at: i64,
+}

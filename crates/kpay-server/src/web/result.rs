@@ -1,9 +1,8 @@
 //! The buyer's result page after KakaoPay sends them back: a receipt, a clear cancelled / failed /
 //! expired page with a way back, or "결제 확인 중" that updates itself while the outcome is unknown.
 
-use super::layout::{page, won};
+use super::layout::{display_time, page, won};
 use crate::domain::PaymentStatus;
-use crate::http::api::time;
 use crate::store::PaymentRecord;
 use maud::{Markup, PreEscaped, html};
 
@@ -120,7 +119,7 @@ fn receipt(p: &PaymentRecord, back: &str) -> Markup {
                     tr { th scope="row" { "부가세" } td.num { (won(a.vat.won())) } }
                     @if a.tax_free.won() > 0 { tr { th scope="row" { "면세" } td.num { (won(a.tax_free.won())) } } }
                     tr { th scope="row" { "결제 수단" } td { "카카오페이 · " (method) } }
-                    tr { th scope="row" { "승인 시각" } td { (p.approved_at.map(time).unwrap_or_default()) } }
+                    tr { th scope="row" { "승인 시각" } td { (p.approved_at.map(display_time).unwrap_or_default()) } }
                     tr { th scope="row" { "승인번호 (AID)" } td { code { (p.aid.as_deref().unwrap_or("-")) } } }
                     tr { th scope="row" { "주문번호" } td { (p.partner_order_id) } }
                 }

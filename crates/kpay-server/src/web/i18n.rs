@@ -1,0 +1,64 @@
+//! Korean first, English available: `?lang=en` (remembered in a cookie) switches a page.
+
+use axum::http::{HeaderMap, HeaderValue, header};
+
+/// A page language.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// 한국어 (default).
+    Ko,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// The `lang` attribute.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Ko => "ko",
+            Self::En => "en",
+        }
+    }
+    /// Picks the Korean or the English text.
+    pub fn t(self, ko: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Self::Ko => ko,
+            Self::En => en,
+        }
+    }
+    /// The language of a request: `?lang=` first, then the `kpay_lang` cookie, else Korean.
+    pub fn of(headers: &HeaderMap, query: Option<&str>) -> Lang {
+        let pick = |s: &str| match s {
+            "en" => Some(Lang::En),
+            "ko" => Some(Lang::Ko),
+            _ => None,
+        };
+        if let Some(l) = query.and_then(pick) {
+            return l;
+        }
+        cookie(headers, "kpay_lang")
+            .as_deref()
+            .and_then(pick)
+            .unwrap_or(Lang::Ko)
+    }
+    /// The cookie that remembers an explicit choice.
+    pub fn cookie(self) -> HeaderValue {
+        HeaderValue::from_str(&format!(
+            "kpay_lang={}; Path=/; Max-Age=31536000; SameSite=Lax",
+            self.code()
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static("kpay_lang=ko; Path=/"))
+    }
+}
+
+/// A cookie's value.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
