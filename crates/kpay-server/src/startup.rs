@@ -277,7 +277,9 @@ impl Application {
             let _eviction = sandbox.start_eviction();
             router = router.nest("/sandbox", kakaopay_sandbox::router(sandbox));
         }
-        let router = router.layer(tower_http::trace::TraceLayer::new_for_http());
+        let router = router
+            .layer(axum::middleware::from_fn(crate::web::i18n::remember))
+            .layer(tower_http::trace::TraceLayer::new_for_http());
         Ok(Self {
             listener,
             addr,

@@ -71,24 +71,38 @@ fn now_s() -> i64 {
     crate::service::now_ms() / 1000
 }
 
-fn session(s: &AdminState, headers: &HeaderMap, lang_q: Option<&str>) -> Result<Admin, Response> {
-    let lang = Lang::of(headers, lang_q);
-    let nonce =
-        cookie(headers, COOKIE).and_then(|c| s.sessions.verify(&c, now_s()).map(str::to_owned));
-    match nonce {
-        Some(nonce) => Ok(Admin {
-            lang,
-            csrf: s.sessions.csrf(&nonce),
-            nonce,
-        }),
-        None => Err(Redirect::to("/admin/login").into_response()),
+impl axum::extract::FromRequestParts<AdminState> for Admin {
+    type Rejection = Response;
+
+    /// A request without a valid session goes to the login page.
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        s: &AdminState,
+    ) -> Result<Self, Self::Rejection> {
+        let lang_q = parts.uri.query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "lang")
+                .map(|(_, v)| v.into_owned())
+        });
+        let lang = Lang::of(&parts.headers, lang_q.as_deref());
+        let nonce = cookie(&parts.headers, COOKIE)
+            .and_then(|c| s.sessions.verify(&c, now_s()).map(str::to_owned));
+        match nonce {
+            Some(nonce) => Ok(Admin {
+                lang,
+                csrf: s.sessions.csrf(&nonce),
+                nonce,
+            }),
+            None => Err(Redirect::to("/admin/login").into_response()),
+        }
     }
 }
 
-fn check_csrf(s: &AdminState, a: &Admin, form: &HashMap<String, String>) -> Result<(), Response> {
+/// `Some(403 page)` when the form's CSRF token is not the session's.
+fn csrf_refused(s: &AdminState, a: &Admin, form: &HashMap<String, String>) -> Option<Response> {
     match form.get("csrf") {
-        Some(t) if s.sessions.check_csrf(&a.nonce, t) => Ok(()),
-        _ => Err((StatusCode::FORBIDDEN, Html("<!doctype html><html lang=\"ko\"><meta charset=\"utf-8\"><title>403</title><p>요청이 만료되었습니다. 페이지를 새로 고쳐 주세요. (CSRF)</p></html>")).into_response()),
+        Some(t) if s.sessions.check_csrf(&a.nonce, t) => None,
+        _ => Some((StatusCode::FORBIDDEN, Html("<!doctype html><html lang=\"ko\"><meta charset=\"utf-8\"><title>403</title><p>요청이 만료되었습니다. 페이지를 새로 고쳐 주세요. (CSRF)</p></html>")).into_response()),
     }
 }
 
@@ -189,14 +203,10 @@ async fn login(
 
 async fn logout(
     State(s): State<AdminState>,
-    headers: HeaderMap,
+    a: Admin,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let a = match session(&s, &headers, None) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_csrf(&s, &a, &form) {
+    if let Some(r) = csrf_refused(&s, &a, &form) {
         return r;
     }
     let mut resp = Redirect::to("/admin/login").into_response();
@@ -252,15 +262,7 @@ fn chart(lang: Lang, days: &[(String, i64)]) -> Markup {
     PreEscaped(svg)
 }
 
-async fn dashboard(
-    State(s): State<AdminState>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let a = match session(&s, &headers, q.lang.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn dashboard(State(s): State<AdminState>, a: Admin) -> Response {
     let lang = a.lang;
     let offset = chrono::FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
     let today = chrono::Utc::now().with_timezone(&offset).date_naive();
@@ -344,19 +346,13 @@ struct AdminListQuery {
     to: Option<String>,
     #[serde(default)]
     cursor: Option<String>,
-    #[serde(default)]
-    lang: Option<String>,
 }
 
 async fn payments(
     State(s): State<AdminState>,
-    headers: HeaderMap,
+    a: Admin,
     Query(q): Query<AdminListQuery>,
 ) -> Response {
-    let a = match session(&s, &headers, q.lang.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let lang = a.lang;
     let lq = ListQuery {
         status: q.status.clone(),
@@ -435,8 +431,6 @@ async fn payments(
 struct PaymentQuery {
     #[serde(default)]
     done: Option<String>,
-    #[serde(default)]
-    lang: Option<String>,
 }
 
 async fn payment_markup(
@@ -542,14 +536,10 @@ async fn payment_markup(
 
 async fn payment(
     State(s): State<AdminState>,
-    headers: HeaderMap,
+    a: Admin,
     Path(id): Path<String>,
     Query(q): Query<PaymentQuery>,
 ) -> Response {
-    let a = match session(&s, &headers, q.lang.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let lang = a.lang;
     let notice = q.done.as_deref().map(|d| match d {
         "refunded" => html! { p.ok role="status" { (lang.t("환불했습니다.", "Refunded.")) } },
@@ -594,15 +584,11 @@ fn refund_form(
 
 async fn refund_confirm(
     State(s): State<AdminState>,
-    headers: HeaderMap,
+    a: Admin,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let a = match session(&s, &headers, None) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_csrf(&s, &a, &form) {
+    if let Some(r) = csrf_refused(&s, &a, &form) {
         return r;
     }
     let lang = a.lang;
@@ -659,15 +645,11 @@ async fn refund_confirm(
 
 async fn refund_do(
     State(s): State<AdminState>,
-    headers: HeaderMap,
+    a: Admin,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let a = match session(&s, &headers, None) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_csrf(&s, &a, &form) {
+    if let Some(r) = csrf_refused(&s, &a, &form) {
         return r;
     }
     let lang = a.lang;
@@ -682,14 +664,13 @@ async fn refund_do(
         form.get("expected_cancelable")
             .and_then(|e| e.parse::<i64>().ok()),
         s.services.payment(&id).await,
-    ) {
-        if p.cancelable().won() != expected {
-            let msg = lang.t(
-                "확인하는 동안 환불 가능 금액이 바뀌었습니다. 다시 확인해 주세요.",
-                "The refundable amount changed meanwhile; please check again.",
-            );
-            return refund_error(&s, &a, &id, msg, (&raw_amount, &raw_reason)).await;
-        }
+    ) && p.cancelable().won() != expected
+    {
+        let msg = lang.t(
+            "확인하는 동안 환불 가능 금액이 바뀌었습니다. 다시 확인해 주세요.",
+            "The refundable amount changed meanwhile; please check again.",
+        );
+        return refund_error(&s, &a, &id, msg, (&raw_amount, &raw_reason)).await;
     }
     match s
         .services
@@ -741,15 +722,11 @@ async fn refund_error(
 
 async fn sync(
     State(s): State<AdminState>,
-    headers: HeaderMap,
+    a: Admin,
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let a = match session(&s, &headers, None) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_csrf(&s, &a, &form) {
+    if let Some(r) = csrf_refused(&s, &a, &form) {
         return r;
     }
     match s.services.sync(&id).await {
@@ -817,15 +794,7 @@ async fn reconciliation_markup(s: &AdminState, a: &Admin, report: Option<Markup>
     }
 }
 
-async fn reconciliation(
-    State(s): State<AdminState>,
-    headers: HeaderMap,
-    Query(q): Query<LangQuery>,
-) -> Response {
-    let a = match session(&s, &headers, q.lang.as_deref()) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+async fn reconciliation(State(s): State<AdminState>, a: Admin) -> Response {
     let body = reconciliation_markup(&s, &a, None).await;
     admin_page(
         a.lang,
@@ -837,14 +806,10 @@ async fn reconciliation(
 
 async fn reconcile(
     State(s): State<AdminState>,
-    headers: HeaderMap,
+    a: Admin,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let a = match session(&s, &headers, None) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    if let Err(r) = check_csrf(&s, &a, &form) {
+    if let Some(r) = csrf_refused(&s, &a, &form) {
         return r;
     }
     let lang = a.lang;

@@ -62,3 +62,28 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
 }
+
+/// Middleware: a request with `?lang=ko|en` gets the choice remembered in a cookie.
+pub async fn remember(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let chosen = req
+        .uri()
+        .query()
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "lang")
+                .map(|(_, v)| v.into_owned())
+        })
+        .and_then(|l| match l.as_str() {
+            "en" => Some(Lang::En),
+            "ko" => Some(Lang::Ko),
+            _ => None,
+        });
+    let mut resp = next.run(req).await;
+    if let Some(lang) = chosen {
+        resp.headers_mut().append(header::SET_COOKIE, lang.cookie());
+    }
+    resp
+}

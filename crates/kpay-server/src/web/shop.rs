@@ -114,13 +114,6 @@ struct LangQuery {
     lang: Option<String>,
 }
 
-fn with_lang(mut resp: Response, lang: Lang, explicit: bool) -> Response {
-    if explicit {
-        resp.headers_mut().append(header::SET_COOKIE, lang.cookie());
-    }
-    resp
-}
-
 fn shop_page(lang: Lang, title: &str, body: Markup) -> Markup {
     let brand = html! { a href="/" { "kpay " (lang.t("상점", "shop")) } };
     let nav = html! {
@@ -165,11 +158,7 @@ fn home_markup(lang: Lang, error: Option<&str>, quantities: &HashMap<String, Str
 
 async fn home(headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
     let lang = Lang::of(&headers, q.lang.as_deref());
-    with_lang(
-        Html(home_markup(lang, None, &HashMap::new()).into_string()).into_response(),
-        lang,
-        q.lang.is_some(),
-    )
+    Html(home_markup(lang, None, &HashMap::new()).into_string()).into_response()
 }
 
 fn is_mobile(headers: &HeaderMap, viewport: Option<&str>) -> bool {
@@ -412,7 +401,7 @@ async fn order(
             1,
         );
     }
-    with_lang(Html(html).into_response(), lang, q.lang.is_some())
+    Html(html).into_response()
 }
 
 fn receipt(lang: Lang, order: &ShopOrderRecord, lines: &[Line], p: &serde_json::Value) -> Markup {
