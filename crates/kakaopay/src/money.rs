@@ -114,6 +114,32 @@ pub fn default_vat(total: Amount, tax_free: Amount) -> Option<Amount> {
     Some(Amount((2 * taxable.0 + 11) / 22))
 }
 
+/// The checks ready and subscription charges share: tax-free within the total, VAT within the
+/// taxable part, cup deposit within the total.
+pub(crate) fn check_order_amounts(
+    total: Amount,
+    tax_free: Amount,
+    vat: Option<Amount>,
+    green_deposit: Option<Amount>,
+) -> Result<(), ValidationError> {
+    let taxable = total
+        .checked_sub(tax_free)
+        .ok_or_else(|| ValidationError::new("tax_free_amount", "must not exceed total_amount"))?;
+    if vat.is_some_and(|v| v > taxable) {
+        return Err(ValidationError::new(
+            "vat_amount",
+            "must not exceed total_amount minus tax_free_amount",
+        ));
+    }
+    if green_deposit.is_some_and(|d| d > total) {
+        return Err(ValidationError::new(
+            "green_deposit",
+            "must not exceed total_amount",
+        ));
+    }
+    Ok(())
+}
+
 /// The six-part breakdown KakaoPay uses for `amount`, `canceled_amount`, `cancel_available_amount`
 /// and `approved_cancel_amount`. Missing parts (older responses lack `green_deposit`) read as zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -94,25 +94,12 @@ impl SubscriptionRequest {
 
     /// Cross-field checks, as for ready.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        let taxable = self
-            .total_amount
-            .checked_sub(self.tax_free_amount)
-            .ok_or_else(|| {
-                ValidationError::new("tax_free_amount", "must not exceed total_amount")
-            })?;
-        if self.vat_amount.is_some_and(|v| v > taxable) {
-            return Err(ValidationError::new(
-                "vat_amount",
-                "must not exceed total_amount minus tax_free_amount",
-            ));
-        }
-        if self.green_deposit.is_some_and(|d| d > self.total_amount) {
-            return Err(ValidationError::new(
-                "green_deposit",
-                "must not exceed total_amount",
-            ));
-        }
-        Ok(())
+        crate::money::check_order_amounts(
+            self.total_amount,
+            self.tax_free_amount,
+            self.vat_amount,
+            self.green_deposit,
+        )
     }
 }
 

@@ -94,15 +94,136 @@ pub async fn run(bench: Bench) -> Result<(), Box<dyn std::error::Error>> {
     }
 }
 
-struct Shared {
-    client: Client,
-    http: reqwest::Client,
-    base: String,
+/// Counters shared by the workers of one run.
+struct Run {
     measuring: AtomicBool,
     stop: AtomicBool,
-    flows: AtomicU64,
+    completed: AtomicU64,
     failures: AtomicU64,
     first_error: std::sync::Mutex<Option<String>>,
+}
+
+/// What a run measured.
+struct Measured {
+    elapsed: f64,
+    completed: u64,
+    failures: u64,
+    first_error: String,
+    /// Sorted latencies (µs) per request kind of a flow.
+    latencies: Vec<Vec<u32>>,
+}
+
+/// Runs `flow` in `concurrency` loops: `warmup` seconds unmeasured, then `duration` seconds
+/// measured. A flow returns the latency (µs) of each of its `kinds` requests.
+async fn drive<F, Fut>(
+    concurrency: u64,
+    warmup: u64,
+    duration: u64,
+    kinds: usize,
+    flow: F,
+) -> Measured
+where
+    F: Fn(u64, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Vec<u32>, String>> + Send,
+{
+    let run = Arc::new(Run {
+        measuring: AtomicBool::new(warmup == 0),
+        stop: AtomicBool::new(false),
+        completed: AtomicU64::new(0),
+        failures: AtomicU64::new(0),
+        first_error: std::sync::Mutex::new(None),
+    });
+    let flow = Arc::new(flow);
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let run = Arc::clone(&run);
+            let flow = Arc::clone(&flow);
+            tokio::spawn(async move {
+                let mut mine: Vec<Vec<u32>> = vec![Vec::with_capacity(1 << 15); kinds];
+                let mut n = 0;
+                while !run.stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let measuring = run.measuring.load(Ordering::Relaxed);
+                    match flow(w, n).await {
+                        Ok(times) if measuring => {
+                            // Requests past the last kind count as the last kind.
+                            for (k, t) in times.into_iter().enumerate() {
+                                mine[k.min(kinds - 1)].push(t);
+                            }
+                            run.completed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            run.failures.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut first) = run.first_error.lock() {
+                                first.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+                mine
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(warmup)).await;
+    run.measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(duration)).await;
+    run.stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut latencies: Vec<Vec<u32>> = vec![Vec::new(); kinds];
+    for w in workers {
+        if let Ok(mine) = w.await {
+            for (k, mut l) in mine.into_iter().enumerate() {
+                latencies[k].append(&mut l);
+            }
+        }
+    }
+    latencies.iter_mut().for_each(|l| l.sort_unstable());
+    Measured {
+        elapsed,
+        completed: run.completed.load(Ordering::Relaxed),
+        failures: run.failures.load(Ordering::Relaxed),
+        first_error: run
+            .first_error
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .unwrap_or_default(),
+        latencies,
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+fn latency_line(sorted: &[u32]) -> String {
+    format!(
+        "p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.9),
+        percentile(sorted, 0.99),
+        percentile(sorted, 1.0)
+    )
+}
+
+impl Measured {
+    fn result(self) -> Result<(), Box<dyn std::error::Error>> {
+        println!("  failed                  : {}", self.failures);
+        if self.failures > 0 {
+            return Err(BenchError::Failures(self.failures, self.first_error).into());
+        }
+        Ok(())
+    }
+}
+
+fn micros(since: Instant) -> u32 {
+    u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX)
 }
 
 async fn sandbox(args: SandboxBench) -> Result<(), Box<dyn std::error::Error>> {
@@ -123,113 +244,51 @@ async fn sandbox(args: SandboxBench) -> Result<(), Box<dyn std::error::Error>> {
         .base_url(&base)
         .http_client(http.clone())
         .build()?;
-    let shared = Arc::new(Shared {
-        client,
-        http,
-        base,
-        measuring: AtomicBool::new(args.warmup == 0),
-        stop: AtomicBool::new(false),
-        flows: AtomicU64::new(0),
-        failures: AtomicU64::new(0),
-        first_error: std::sync::Mutex::new(None),
-    });
-    let workers: Vec<_> = (0..args.concurrency)
-        .map(|w| {
-            let shared = Arc::clone(&shared);
-            tokio::spawn(async move { worker(shared, w).await })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-    shared.measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.duration)).await;
-    shared.stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut latencies: Vec<u32> = Vec::new();
-    for w in workers {
-        if let Ok(mut l) = w.await {
-            latencies.append(&mut l);
-        }
-    }
-    latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(latencies[i]) / 1000.0
-    };
-    let flows = shared.flows.load(Ordering::Relaxed);
-    let failures = shared.failures.load(Ordering::Relaxed);
+    let target = Arc::new((client, http, base));
+    let m = drive(
+        args.concurrency,
+        args.warmup,
+        args.duration,
+        1,
+        move |w, n| {
+            let target = Arc::clone(&target);
+            async move { sandbox_flow(&target.0, &target.1, &target.2, w, n).await }
+        },
+    )
+    .await;
     println!(
         "kpay bench sandbox: {} API, {} concurrent flows, {:.1} s measured",
-        args.api, args.concurrency, elapsed
+        args.api, args.concurrency, m.elapsed
     );
     println!(
-        "  payment flows completed : {flows} ({:.0}/s)",
-        flows as f64 / elapsed
+        "  payment flows completed : {} ({:.0}/s)",
+        m.completed,
+        m.completed as f64 / m.elapsed
     );
     println!(
         "  HTTP requests           : {} ({:.0}/s)",
-        latencies.len(),
-        latencies.len() as f64 / elapsed
+        m.latencies[0].len(),
+        m.latencies[0].len() as f64 / m.elapsed
     );
     println!(
-        "  request latency ms      : p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        pct(1.0)
+        "  request latency         : {}",
+        latency_line(&m.latencies[0])
     );
-    println!("  failed flows            : {failures}");
-    if failures > 0 {
-        let first = shared
-            .first_error
-            .lock()
-            .ok()
-            .and_then(|g| g.clone())
-            .unwrap_or_default();
-        return Err(BenchError::Failures(failures, first).into());
-    }
-    Ok(())
+    m.result()
 }
 
-/// One flow after another until told to stop; returns request latencies (µs) measured.
-async fn worker(shared: Arc<Shared>, worker: u64) -> Vec<u32> {
-    let mut latencies = Vec::with_capacity(1 << 16);
-    let mut n: u64 = 0;
-    while !shared.stop.load(Ordering::Relaxed) {
-        n += 1;
-        let measuring = shared.measuring.load(Ordering::Relaxed);
-        let mut times = [0u32; 3];
-        match flow(&shared, worker, n, &mut times).await {
-            Ok(()) if measuring => {
-                latencies.extend_from_slice(&times);
-                shared.flows.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(()) => {}
-            Err(e) => {
-                shared.failures.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut first) = shared.first_error.lock() {
-                    first.get_or_insert(e);
-                }
-            }
-        }
-    }
-    latencies
-}
-
-fn micros(since: Instant) -> u32 {
-    u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX)
-}
-
-async fn flow(shared: &Shared, worker: u64, n: u64, times: &mut [u32; 3]) -> Result<(), String> {
-    let order = format!("bench-{worker}-{n}");
-    let user = format!("user-{worker}");
+/// ready → authorize → approve; the three latencies go into one list (kind 0).
+async fn sandbox_flow(
+    client: &Client,
+    http: &reqwest::Client,
+    base: &str,
+    worker: u64,
+    n: u64,
+) -> Result<Vec<u32>, String> {
     let req = ReadyRequest::builder()
         .cid("TC0ONETIME")
-        .partner_order_id(order.clone())
-        .partner_user_id(user.clone())
+        .partner_order_id(format!("bench-{worker}-{n}"))
+        .partner_user_id(format!("user-{worker}"))
         .item_name("벤치마크 상품")
         .quantity(1)
         .total_amount(11_000)
@@ -239,22 +298,17 @@ async fn flow(shared: &Shared, worker: u64, n: u64, times: &mut [u32; 3]) -> Res
         .build()
         .map_err(|e| e.to_string())?;
     let t = Instant::now();
-    let ready = shared.client.ready(&req).await.map_err(|e| e.to_string())?;
-    times[0] = micros(t);
-
+    let ready = client.ready(&req).await.map_err(|e| e.to_string())?;
+    let ready_us = micros(t);
     let t = Instant::now();
-    let resp = shared
-        .http
-        .post(format!(
-            "{}/test/v1/payments/{}/authorize",
-            shared.base, ready.tid
-        ))
+    let resp = http
+        .post(format!("{base}/test/v1/payments/{}/authorize", ready.tid))
         .send()
         .await
         .map_err(|e| e.to_string())?;
     let status = resp.status();
     let body: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
-    times[1] = micros(t);
+    let authorize_us = micros(t);
     if !status.is_success() {
         return Err(format!("authorize answered {status}: {body}"));
     }
@@ -262,7 +316,6 @@ async fn flow(shared: &Shared, worker: u64, n: u64, times: &mut [u32; 3]) -> Res
         .as_str()
         .ok_or("authorize answered no pg_token")?;
     let pg_token = PgToken::parse(token).map_err(|e| e.to_string())?;
-
     let approve = ApproveRequest::new(
         req.cid.clone(),
         ready.tid,
@@ -271,33 +324,9 @@ async fn flow(shared: &Shared, worker: u64, n: u64, times: &mut [u32; 3]) -> Res
         pg_token,
     );
     let t = Instant::now();
-    shared
-        .client
-        .approve(&approve)
-        .await
-        .map_err(|e| e.to_string())?;
-    times[2] = micros(t);
-    Ok(())
-}
-
-struct ServerShared {
-    http: reqwest::Client,
-    base: String,
-    sandbox: String,
-    key: String,
-    measuring: AtomicBool,
-    stop: AtomicBool,
-    flows: AtomicU64,
-    failures: AtomicU64,
-    first_error: std::sync::Mutex<Option<String>>,
-}
-
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    f64::from(sorted[i]) / 1000.0
+    client.approve(&approve).await.map_err(|e| e.to_string())?;
+    let approve_us = micros(t);
+    Ok(vec![ready_us, authorize_us, approve_us])
 }
 
 async fn server(args: ServerBench) -> Result<(), Box<dyn std::error::Error>> {
@@ -324,98 +353,52 @@ async fn server(args: ServerBench) -> Result<(), Box<dyn std::error::Error>> {
         .pool_max_idle_per_host(2048)
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let shared = Arc::new(ServerShared {
+    let target = Arc::new(ServerTarget {
         http,
         base,
         sandbox,
         key,
-        measuring: AtomicBool::new(args.warmup == 0),
-        stop: AtomicBool::new(false),
-        flows: AtomicU64::new(0),
-        failures: AtomicU64::new(0),
-        first_error: std::sync::Mutex::new(None),
     });
-    let workers: Vec<_> = (0..args.concurrency)
-        .map(|w| {
-            let shared = Arc::clone(&shared);
-            tokio::spawn(async move {
-                let mut create = Vec::with_capacity(1 << 15);
-                let mut approve = Vec::with_capacity(1 << 15);
-                let mut n = 0u64;
-                while !shared.stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let measuring = shared.measuring.load(Ordering::Relaxed);
-                    match server_flow(&shared, w, n).await {
-                        Ok((c, a)) if measuring => {
-                            create.push(c);
-                            approve.push(a);
-                            shared.flows.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            shared.failures.fetch_add(1, Ordering::Relaxed);
-                            if let Ok(mut first) = shared.first_error.lock() {
-                                first.get_or_insert(e);
-                            }
-                        }
-                    }
-                }
-                (create, approve)
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
-    shared.measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.duration)).await;
-    shared.stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
-    let (mut create, mut approve) = (Vec::new(), Vec::new());
-    for w in workers {
-        if let Ok((mut c, mut a)) = w.await {
-            create.append(&mut c);
-            approve.append(&mut a);
-        }
-    }
-    create.sort_unstable();
-    approve.sort_unstable();
-    let flows = shared.flows.load(Ordering::Relaxed);
-    let failures = shared.failures.load(Ordering::Relaxed);
+    let m = drive(
+        args.concurrency,
+        args.warmup,
+        args.duration,
+        2,
+        move |w, n| {
+            let target = Arc::clone(&target);
+            async move { server_flow(&target, w, n).await }
+        },
+    )
+    .await;
     println!(
         "kpay bench server: {} concurrent buyers, {:.1} s measured",
-        args.concurrency, elapsed
+        args.concurrency, m.elapsed
     );
     println!(
-        "  completed payments      : {flows} ({:.0}/s)",
-        flows as f64 / elapsed
+        "  completed payments      : {} ({:.0}/s)",
+        m.completed,
+        m.completed as f64 / m.elapsed
     );
-    for (name, l) in [
-        ("create (API + ready)", &create),
-        ("approve callback", &approve),
-    ] {
-        println!(
-            "  {name:<24}: p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-            percentile(l, 0.5),
-            percentile(l, 0.9),
-            percentile(l, 0.99),
-            percentile(l, 1.0)
-        );
-    }
-    println!("  failed payments         : {failures}");
-    if failures > 0 {
-        let first = shared
-            .first_error
-            .lock()
-            .ok()
-            .and_then(|g| g.clone())
-            .unwrap_or_default();
-        return Err(BenchError::Failures(failures, first).into());
-    }
-    Ok(())
+    println!(
+        "  create (API + ready)    : {}",
+        latency_line(&m.latencies[0])
+    );
+    println!(
+        "  approve callback        : {}",
+        latency_line(&m.latencies[1])
+    );
+    m.result()
 }
 
-/// One payment: returns the latency of the create and of the approval callback (µs).
-async fn server_flow(s: &ServerShared, worker: u64, n: u64) -> Result<(u32, u32), String> {
+struct ServerTarget {
+    http: reqwest::Client,
+    base: String,
+    sandbox: String,
+    key: String,
+}
+
+/// One payment: the latency of the create and of the approval callback (µs).
+async fn server_flow(s: &ServerTarget, worker: u64, n: u64) -> Result<Vec<u32>, String> {
     let body = serde_json::json!({
         "partner_user_id": format!("bench-{worker}"),
         "partner_order_id": format!("bench-{worker}-{n}-{}", std::process::id()),
@@ -462,5 +445,5 @@ async fn server_flow(s: &ServerShared, worker: u64, n: u64) -> Result<(u32, u32)
     if !(status.is_success() || status.is_redirection()) {
         return Err(format!("callback answered {status}"));
     }
-    Ok((create_us, approve_us))
+    Ok(vec![create_us, approve_us])
 }

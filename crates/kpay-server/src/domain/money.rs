@@ -22,6 +22,19 @@ pub struct Amounts {
     pub green_deposit: Amount,
 }
 
+impl From<&kakaopay::AmountBreakdown> for Amounts {
+    /// The parts the ledger tracks of KakaoPay's six-part breakdown (points and discounts are
+    /// KakaoPay's business, not the merchant's).
+    fn from(b: &kakaopay::AmountBreakdown) -> Self {
+        Amounts {
+            total: b.total,
+            tax_free: b.tax_free,
+            vat: b.vat,
+            green_deposit: b.green_deposit,
+        }
+    }
+}
+
 /// Why an order's amounts are invalid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AmountsError {

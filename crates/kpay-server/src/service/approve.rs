@@ -45,15 +45,6 @@ pub(crate) fn approval_mismatch(
     (!problems.is_empty()).then(|| problems.join("; "))
 }
 
-fn amounts_of(b: &kakaopay::AmountBreakdown) -> Amounts {
-    Amounts {
-        total: b.total,
-        tax_free: b.tax_free,
-        vat: b.vat,
-        green_deposit: b.green_deposit,
-    }
-}
-
 impl Services {
     /// The approval callback: approves the payment once, whatever the number of callbacks.
     pub async fn approve_callback(
@@ -212,7 +203,7 @@ impl Services {
         resp: &ApproveResponse,
         now: i64,
     ) -> Result<PaymentRecord, ServiceError> {
-        let paid = amounts_of(&resp.amount);
+        let paid = Amounts::from(&resp.amount);
         if let Some(why) = approval_mismatch(
             p,
             resp.cid.as_str(),
@@ -284,7 +275,7 @@ impl Services {
                 .expect_available(paid.total);
         match self.kakaopay.cancel(&cancel).await {
             Ok(resp) => {
-                let canceled = amounts_of(&resp.canceled_amount);
+                let canceled = Amounts::from(&resp.canceled_amount);
                 self.record_mismatch_canceled(p, from, canceled, why, Some(resp.aid.as_str()))
                     .await
             }

@@ -20,15 +20,6 @@ pub struct SyncReport {
     pub still_unclear: bool,
 }
 
-fn amounts_of(b: &kakaopay::AmountBreakdown) -> Amounts {
-    Amounts {
-        total: b.total,
-        tax_free: b.tax_free,
-        vat: b.vat,
-        green_deposit: b.green_deposit,
-    }
-}
-
 /// Where the ledger and KakaoPay's order disagree, if they do.
 pub(crate) fn compare(p: &PaymentRecord, order: &OrderResponse) -> Option<String> {
     let local = p.status();
@@ -129,7 +120,7 @@ impl Services {
     ) -> Result<(), ServiceError> {
         let from = p.status();
         if order.status.is_paid() || order.status == OrderStatus::IssuedSid {
-            let paid = order.amount.as_ref().map(amounts_of).unwrap_or_default();
+            let paid = order.amount.as_ref().map(Amounts::from).unwrap_or_default();
             if let Some(why) = approval_mismatch(
                 p,
                 order.cid.as_str(),
@@ -142,7 +133,7 @@ impl Services {
                     let canceled = order
                         .canceled_amount
                         .as_ref()
-                        .map(amounts_of)
+                        .map(Amounts::from)
                         .unwrap_or(paid);
                     self.record_mismatch_canceled(p, from, canceled, &why, None)
                         .await?;
@@ -264,7 +255,7 @@ impl Services {
         let remote = order
             .canceled_amount
             .as_ref()
-            .map(amounts_of)
+            .map(Amounts::from)
             .unwrap_or_default();
         let local = p.canceled();
         let refunds = self.store.refunds(&p.id).await?;

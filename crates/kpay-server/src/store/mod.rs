@@ -110,6 +110,23 @@ const UPDATE_PAYMENT: &str = "UPDATE payments SET status = $1, updated_at = $2, 
 const INSERT_EVENT: &str = "INSERT INTO payment_events (payment_id, from_status, to_status, cause, upstream_code, \
     detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
+/// Runs [`INSERT_EVENT`] on `$exec` (a pool or a transaction).
+macro_rules! insert_event {
+    ($exec:expr, $payment:expr, $from:expr, $to:expr, $event:expr, $at:expr) => {{
+        let event: &NewEvent = $event;
+        sqlx::query(INSERT_EVENT)
+            .bind($payment)
+            .bind($from)
+            .bind($to)
+            .bind(&event.cause)
+            .bind(event.upstream_code)
+            .bind(&event.detail)
+            .bind($at)
+            .execute($exec)
+            .await
+    }};
+}
+
 /// Binds the 18 parameters of [`UPDATE_PAYMENT`].
 macro_rules! bind_update {
     ($q:expr, $to:expr, $now:expr, $c:expr, $id:expr, $from:expr) => {{
@@ -290,16 +307,14 @@ impl Store {
                 bind_insert!(sqlx::query(INSERT_PAYMENT), p)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(INSERT_EVENT)
-                    .bind(&p.id)
-                    .bind(None::<String>)
-                    .bind(&p.status)
-                    .bind(&event.cause)
-                    .bind(event.upstream_code)
-                    .bind(&event.detail)
-                    .bind(p.created_at)
-                    .execute(&mut *tx)
-                    .await?;
+                insert_event!(
+                    &mut *tx,
+                    &p.id,
+                    None::<String>,
+                    &p.status,
+                    event,
+                    p.created_at
+                )?;
                 tx.commit().await?;
             }
         }
@@ -347,16 +362,7 @@ impl Store {
                     .await?
                     .rows_affected();
                 if n == 1 {
-                    sqlx::query(INSERT_EVENT)
-                        .bind(id)
-                        .bind(from.as_str())
-                        .bind(to.as_str())
-                        .bind(&event.cause)
-                        .bind(event.upstream_code)
-                        .bind(&event.detail)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
+                    insert_event!(&mut *tx, id, from.as_str(), to.as_str(), event, now)?;
                     tx.commit().await?;
                 }
                 n == 1
@@ -373,16 +379,7 @@ impl Store {
         event: &NewEvent,
         now: i64,
     ) -> Result<(), StoreError> {
-        write_pool!(self, pool => sqlx::query(INSERT_EVENT)
-            .bind(id)
-            .bind(status.as_str())
-            .bind(status.as_str())
-            .bind(&event.cause)
-            .bind(event.upstream_code)
-            .bind(&event.detail)
-            .bind(now)
-            .execute(pool)
-            .await.map(|r| r.rows_affected()))?;
+        write_pool!(self, pool => insert_event!(pool, id, status.as_str(), status.as_str(), event, now).map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -542,16 +539,7 @@ impl Store {
                 .bind(refund.updated_at)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(INSERT_EVENT)
-                .bind(&refund.payment_id)
-                .bind(expected_status.as_str())
-                .bind(expected_status.as_str())
-                .bind(&event.cause)
-                .bind(event.upstream_code)
-                .bind(&event.detail)
-                .bind(refund.created_at)
-                .execute(&mut *tx)
-                .await?;
+            insert_event!(&mut *tx, &refund.payment_id, expected_status.as_str(), expected_status.as_str(), event, refund.created_at)?;
             tx.commit().await?;
             Ok(BeginRefund::Started)
         })
@@ -620,16 +608,7 @@ impl Store {
             .bind(refund_id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(INSERT_EVENT)
-                .bind(payment_id)
-                .bind(from.as_str())
-                .bind(to.as_str())
-                .bind(&event.cause)
-                .bind(event.upstream_code)
-                .bind(&event.detail)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            insert_event!(&mut *tx, payment_id, from.as_str(), to.as_str(), event, now)?;
             tx.commit().await?;
             Ok(true)
         })
@@ -684,16 +663,7 @@ impl Store {
             .bind(refund.updated_at)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(INSERT_EVENT)
-                .bind(&refund.payment_id)
-                .bind(from.as_str())
-                .bind(to.as_str())
-                .bind(&event.cause)
-                .bind(event.upstream_code)
-                .bind(&event.detail)
-                .bind(refund.created_at)
-                .execute(&mut *tx)
-                .await?;
+            insert_event!(&mut *tx, &refund.payment_id, from.as_str(), to.as_str(), event, refund.created_at)?;
             tx.commit().await?;
             Ok(true)
         })
