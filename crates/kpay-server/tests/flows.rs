@@ -385,3 +385,56 @@ async fn return_url_redirects(backend: Backend, generation: Generation) {
     );
 }
 both_backends!(return_url_redirects);
+
+/// Concurrent refunds never exceed the paid amount: one runs at a time, the others are told to
+/// retry, and every won refunded is accounted for at KakaoPay too.
+async fn concurrent_refunds_never_exceed_the_payment(backend: Backend, generation: Generation) {
+    let app = TestApp::spawn(backend, generation).await;
+    let p = app.paid(10_000).await;
+    let id = p["id"].as_str().unwrap().to_owned();
+    let mut refunded = 0;
+    for _round in 0..6 {
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let http = app.http.clone();
+                let url = format!("{}/api/v1/payments/{id}/cancel", app.base);
+                tokio::spawn(async move {
+                    let resp = http
+                        .post(url)
+                        .bearer_auth(API_KEY)
+                        .json(&json!({"amount": 1500}))
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = resp.status().as_u16();
+                    (status, resp.json::<serde_json::Value>().await.unwrap())
+                })
+            })
+            .collect();
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            match status {
+                200 => refunded += 1500,
+                409 => assert!(
+                    ["refund_in_progress", "not_refundable"]
+                        .contains(&body["error"]["code"].as_str().unwrap()),
+                    "{body}"
+                ),
+                400 => assert_eq!(body["error"]["field"], "amount", "{body}"),
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+    }
+    let p = app.payment(&id).await;
+    assert_eq!(p["canceled_amount"], refunded);
+    assert!(refunded <= 10_000);
+    assert_eq!(
+        refunded, 9000,
+        "six refunds of 1,500 fit, a seventh does not"
+    );
+    let order = app
+        .kakaopay_order(p["tid"].as_str().unwrap(), generation)
+        .await;
+    assert_eq!(order.canceled_amount.unwrap().total.won(), refunded);
+}
+both_backends!(concurrent_refunds_never_exceed_the_payment);
