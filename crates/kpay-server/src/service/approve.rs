@@ -54,9 +54,27 @@ impl Services {
     ) -> Result<PaymentRecord, ServiceError> {
         let mut waited = Duration::ZERO;
         loop {
+            // The common case in one round trip: claim, then look only if that failed.
+            let now = now_ms();
+            // Should this process die mid-call, the reconciler picks the payment up then.
+            let next_check = now + self.grace_ms();
+            if let Some(claimed) = self
+                .store
+                .claim_approve(id, pg_token.expose(), now, next_check)
+                .await?
+            {
+                return self.send_approve(&claimed, pg_token).await;
+            }
             let p = self.payment(id).await?;
             match p.status() {
-                PaymentStatus::Ready => {}
+                PaymentStatus::Ready if now >= p.expires_at => {
+                    // Too late to approve; let KakaoPay say what happened.
+                    return match self.sync(id).await {
+                        Ok(_) => self.payment(id).await,
+                        Err(_) => Ok(p),
+                    };
+                }
+                PaymentStatus::Ready => {} // changed between the claim and the read: try again
                 PaymentStatus::Approving
                     if p.pg_token.as_deref() != Some(pg_token.expose())
                         && waited < Duration::from_secs(3) =>
@@ -65,43 +83,9 @@ impl Services {
                     // fails, this one may still pay.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     waited += Duration::from_millis(100);
-                    continue;
                 }
                 _ => return Ok(p),
             }
-            let now = now_ms();
-            if now >= p.expires_at {
-                // Too late to approve; let KakaoPay say what happened.
-                return match self.sync(id).await {
-                    Ok(_) => self.payment(id).await,
-                    Err(_) => Ok(p),
-                };
-            }
-            let changes = Changes {
-                pg_token: Some(pg_token.expose().to_owned()),
-                approve_started_at: Some(now),
-                // Should this process die mid-call, the reconciler picks the payment up.
-                next_check_at: Some(now + self.grace_ms()),
-                ..Changes::default()
-            };
-            let to = transition(PaymentStatus::Ready, Event::ApproveClaimed)?;
-            if !self
-                .store
-                .transition(
-                    id,
-                    PaymentStatus::Ready,
-                    to,
-                    &changes,
-                    &NewEvent::cause(Event::ApproveClaimed.as_str()),
-                    now,
-                )
-                .await?
-            {
-                continue; // lost the race: read what the winner did
-            }
-            return self
-                .send_approve(&p.applied(to, &changes, now), pg_token)
-                .await;
         }
     }
 

@@ -371,6 +371,54 @@ impl Store {
         Ok(done)
     }
 
+    /// Claims the approve of a payment that is `ready` and not expired at `now`: `approving`, the
+    /// pg_token and the time recorded, the claim logged. Returns the claimed payment, or `None`
+    /// when someone else claimed it first (or it is no longer ready). One round trip on PostgreSQL.
+    pub async fn claim_approve(
+        &self,
+        id: &str,
+        pg_token: &str,
+        now: i64,
+        next_check_at: i64,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let update = format!(
+            "UPDATE payments SET status = 'approving', updated_at = $1, pg_token = $2, approve_started_at = $1, \
+             next_check_at = $3 WHERE id = $4 AND status = 'ready' AND expires_at > $1 RETURNING {PAYMENT_COLUMNS}"
+        );
+        let event = NewEvent::cause(crate::domain::Event::ApproveClaimed.as_str());
+        match &self.db {
+            Db::Postgres(pool) => {
+                let sql = format!(
+                    "WITH u AS ({update}), e AS (INSERT INTO payment_events (payment_id, from_status, to_status, cause, at) \
+                     SELECT id, 'ready', 'approving', $5, $1 FROM u) SELECT * FROM u"
+                );
+                Ok(sqlx::query_as::<_, PaymentRecord>(&sql)
+                    .bind(now)
+                    .bind(pg_token)
+                    .bind(next_check_at)
+                    .bind(id)
+                    .bind(&event.cause)
+                    .fetch_optional(pool)
+                    .await?)
+            }
+            Db::Sqlite { writer, .. } => {
+                let mut tx = writer.begin().await?;
+                let claimed = sqlx::query_as::<_, PaymentRecord>(&update)
+                    .bind(now)
+                    .bind(pg_token)
+                    .bind(next_check_at)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if claimed.is_some() {
+                    insert_event!(&mut *tx, id, "ready", "approving", &event, now)?;
+                    tx.commit().await?;
+                }
+                Ok(claimed)
+            }
+        }
+    }
+
     /// Logs an event that does not change the status (a refund request, a reconciliation note).
     pub async fn note(
         &self,
