@@ -279,7 +279,10 @@ impl Application {
         }
         let router = router
             .layer(axum::middleware::from_fn(crate::web::i18n::remember))
-            .layer(tower_http::trace::TraceLayer::new_for_http());
+            // Spans name the path only: callback queries carry pg_tokens, which are never logged.
+            .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }));
         Ok(Self {
             listener,
             addr,
