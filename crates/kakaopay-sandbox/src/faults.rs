@@ -81,8 +81,8 @@ pub struct FaultSpec {
     /// `extras.method_result_code`, e.g. `USER_LOCKED`, `BANK_FIRM_UNKNOWN`.
     #[serde(default)]
     pub method_result_code: Option<String>,
-    /// Delay before anything else happens, in milliseconds (all actions).
-    #[serde(default)]
+    /// Delay before anything else happens, in milliseconds (all actions; `null` is 0).
+    #[serde(default, deserialize_with = "null_as_zero")]
     pub delay_ms: u64,
     /// How many matching calls it hits (default: unlimited when `probability` is set, else 1).
     #[serde(default)]
@@ -115,6 +115,10 @@ impl FaultSpec {
         }
         Ok(())
     }
+}
+
+fn null_as_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(Option::<u64>::deserialize(d)?.unwrap_or(0))
 }
 
 /// A fault that hit a call: what the API layer must do.

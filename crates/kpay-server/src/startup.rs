@@ -272,6 +272,8 @@ impl Application {
         if builtin_sandbox {
             let sandbox = kakaopay_sandbox::Sandbox::new(kakaopay_sandbox::SandboxConfig {
                 public_url: format!("{public_url}/sandbox"),
+                // Paid payments stay refundable for a month in the built-in sandbox.
+                retention: Duration::from_secs(30 * 24 * 3600),
                 ..Default::default()
             });
             let _eviction = sandbox.start_eviction();

@@ -309,3 +309,24 @@ async fn two_instances_approve_once() {
         1
     );
 }
+
+/// KakaoPay no longer knows the TID (here: the sandbox evicted it): the unpaid payment expires
+/// instead of being looked up forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tid_kakaopay_forgot_expires() {
+    let sandbox = kakaopay_sandbox::spawn(kakaopay_sandbox::SandboxConfig {
+        payment_ttl: chrono::Duration::milliseconds(300),
+        retention: std::time::Duration::from_millis(200),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let app = TestApp::spawn_with(Backend::Sqlite, Generation::Open, |c| {
+        c.kakaopay_url = Some(sandbox.base_url());
+        c.payment_ttl = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let p = app.create(1000).await;
+    let p = app.wait_for(p["id"].as_str().unwrap(), "expired").await;
+    assert_eq!(p["failure"]["code"], "-721", "{p}");
+}

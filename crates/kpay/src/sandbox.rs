@@ -28,7 +28,7 @@ pub struct Args {
     )]
     admin_keys: Vec<String>,
     /// Seconds settled payments (paid, cancelled, failed, expired) are kept before eviction.
-    #[arg(long, env = "KPAY_SANDBOX_RETENTION", default_value_t = 3600)]
+    #[arg(long, env = "KPAY_SANDBOX_RETENTION", default_value_t = 86_400)]
     retention: u64,
 }
 

@@ -76,13 +76,15 @@ impl Services {
             code: "corrupt_record",
             message: "stored tid is invalid".into(),
         })?;
-        let order = self
-            .kakaopay
-            .order(&tid)
-            .await
-            .map_err(ServiceError::kakaopay)?;
         let before = p.status();
         let now = now_ms();
+        let order = match self.kakaopay.order(&tid).await {
+            Ok(order) => order,
+            Err(e) if e.code() == Some(kakaopay::ErrorCode::TidNotFound) => {
+                return self.forgotten_by_kakaopay(p, e, now).await;
+            }
+            Err(e) => return Err(ServiceError::kakaopay(e)),
+        };
         match before {
             PaymentStatus::Ready | PaymentStatus::Approving => {
                 self.sync_unpaid(&p, &order, now, hint).await?
@@ -107,6 +109,47 @@ impl Services {
             changed: (status != before).then_some((before, status)),
             still_unclear: Services::is_unclear(status, after.refund_in_flight.is_some()),
             mismatch,
+            payment: after,
+        })
+    }
+
+    /// KakaoPay does not know the TID (any more): nothing can have been paid under it. An unpaid
+    /// payment whose time is over expires, an unclear approve past the grace period fails;
+    /// anything else is reported as it is.
+    async fn forgotten_by_kakaopay(
+        &self,
+        p: PaymentRecord,
+        e: kakaopay::Error,
+        now: i64,
+    ) -> Result<SyncReport, ServiceError> {
+        let from = p.status();
+        let event = match from {
+            PaymentStatus::Ready if now >= p.expires_at => Event::Expired,
+            PaymentStatus::Approving
+                if now - p.approve_started_at.unwrap_or(p.updated_at) >= self.grace_ms() =>
+            {
+                Event::ApproveFailed
+            }
+            _ => return Err(ServiceError::kakaopay(e)),
+        };
+        let to = transition(from, event)?;
+        let changes = Changes {
+            failure_code: Some("-721".into()),
+            failure_message: Some("KakaoPay does not know this TID".into()),
+            next_check_at: None,
+            ..Changes::default()
+        };
+        let ev = NewEvent::cause(event.as_str())
+            .code(Some(-721))
+            .detail("order lookup: TID does not exist");
+        self.store
+            .transition(&p.id, from, to, &changes, &ev, now)
+            .await?;
+        let after = self.payment(&p.id).await?;
+        Ok(SyncReport {
+            changed: (after.status() != from).then_some((from, after.status())),
+            mismatch: None,
+            still_unclear: false,
             payment: after,
         })
     }
