@@ -40,6 +40,12 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// The SQLite group writer stopped (the process is shutting down).
+    #[error("the database writer stopped")]
+    WriterStopped,
+    /// A group commit failed; none of its writes were applied.
+    #[error("database commit failed: {0}")]
+    Batch(String),
     /// The data directory could not be created.
     #[error("cannot create the database directory {path}: {source}")]
     Directory {
@@ -55,6 +61,8 @@ enum Db {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        /// Hot-path writes, committed in groups.
+        group: group::GroupWriter,
     },
     Postgres(PgPool),
 }
@@ -183,6 +191,8 @@ macro_rules! bind_insert {
     }};
 }
 
+mod group;
+
 /// An idempotency row: request hash, state, stored status and body, lock deadline.
 type IdemRow = (String, String, Option<i64>, Option<String>, i64);
 
@@ -233,13 +243,18 @@ impl Store {
                 .await
                 .map_err(StoreError::Connect)?;
             sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+            let group = group::GroupWriter::start(&options).await?;
             let reader = SqlitePoolOptions::new()
                 .max_connections(4)
                 .connect_with(options)
                 .await
                 .map_err(StoreError::Connect)?;
             Ok(Store {
-                db: Db::Sqlite { writer, reader },
+                db: Db::Sqlite {
+                    writer,
+                    reader,
+                    group,
+                },
             })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).map_err(StoreError::Connect)?;
@@ -275,7 +290,7 @@ impl Store {
     /// Closes the pools, waiting for connections in use.
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite { writer, reader } => {
+            Db::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;
             }
@@ -302,20 +317,10 @@ impl Store {
                     .execute(pool)
                     .await?;
             }
-            Db::Sqlite { writer, .. } => {
-                let mut tx = writer.begin().await?;
-                bind_insert!(sqlx::query(INSERT_PAYMENT), p)
-                    .execute(&mut *tx)
+            Db::Sqlite { group, .. } => {
+                group
+                    .submit(group::Op::Insert(Box::new(p.clone()), event.clone()))
                     .await?;
-                insert_event!(
-                    &mut *tx,
-                    &p.id,
-                    None::<String>,
-                    &p.status,
-                    event,
-                    p.created_at
-                )?;
-                tx.commit().await?;
             }
         }
         Ok(())
@@ -355,17 +360,16 @@ impl Store {
                     .rows_affected()
                     == 1
             }
-            Db::Sqlite { writer, .. } => {
-                let mut tx = writer.begin().await?;
-                let n = bind_update!(sqlx::query(UPDATE_PAYMENT), to, now, changes, id, from)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n == 1 {
-                    insert_event!(&mut *tx, id, from.as_str(), to.as_str(), event, now)?;
-                    tx.commit().await?;
-                }
-                n == 1
+            Db::Sqlite { group, .. } => {
+                let op = group::Op::Transition {
+                    id: id.to_owned(),
+                    from,
+                    to,
+                    changes: Box::new(changes.clone()),
+                    event: event.clone(),
+                    now,
+                };
+                matches!(group.submit(op).await?, group::Done::Transitioned(true))
             }
         };
         Ok(done)
@@ -401,20 +405,17 @@ impl Store {
                     .fetch_optional(pool)
                     .await?)
             }
-            Db::Sqlite { writer, .. } => {
-                let mut tx = writer.begin().await?;
-                let claimed = sqlx::query_as::<_, PaymentRecord>(&update)
-                    .bind(now)
-                    .bind(pg_token)
-                    .bind(next_check_at)
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if claimed.is_some() {
-                    insert_event!(&mut *tx, id, "ready", "approving", &event, now)?;
-                    tx.commit().await?;
+            Db::Sqlite { group, .. } => {
+                let op = group::Op::Claim {
+                    id: id.to_owned(),
+                    pg_token: pg_token.to_owned(),
+                    now,
+                    next_check_at,
+                };
+                match group.submit(op).await? {
+                    group::Done::Claimed(claimed) => Ok(claimed.map(|p| *p)),
+                    _ => Ok(None),
                 }
-                Ok(claimed)
             }
         }
     }
