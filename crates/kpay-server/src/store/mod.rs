@@ -3,7 +3,7 @@
 //!
 //! Every state change is one conditional write plus one event row, atomically: on PostgreSQL a
 //! single statement (`WITH … UPDATE … RETURNING` feeding the event `INSERT`), on SQLite a savepoint
-//! inside a group commit ([`group`]: the writes waiting for SQLite's single writer are committed
+//! inside a group commit (module `group`: the writes waiting for SQLite's single writer are committed
 //! together). No transaction is ever held across a KakaoPay call.
 
 mod records;
