@@ -119,6 +119,31 @@ const UPDATE_PAYMENT: &str = "UPDATE payments SET status = $1, updated_at = $2, 
 const INSERT_EVENT: &str = "INSERT INTO payment_events (payment_id, from_status, to_status, cause, upstream_code, \
     detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
+const INSERT_REFUND: &str = "INSERT INTO refunds (id, payment_id, status, amount, tax_free, vat, green_deposit, \
+    cancelable_before, reason, aid, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// Runs [`INSERT_REFUND`] for `$refund` on `$exec`.
+macro_rules! insert_refund {
+    ($exec:expr, $refund:expr) => {{
+        let r: &RefundRecord = $refund;
+        sqlx::query(INSERT_REFUND)
+            .bind(&r.id)
+            .bind(&r.payment_id)
+            .bind(&r.status)
+            .bind(r.amount)
+            .bind(r.tax_free)
+            .bind(r.vat)
+            .bind(r.green_deposit)
+            .bind(r.cancelable_before)
+            .bind(&r.reason)
+            .bind(&r.aid)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .execute($exec)
+            .await
+    }};
+}
+
 /// Runs [`INSERT_EVENT`] on `$exec` (a pool or a transaction).
 macro_rules! insert_event {
     ($exec:expr, $payment:expr, $from:expr, $to:expr, $event:expr, $at:expr) => {{
@@ -582,9 +607,6 @@ impl Store {
     ) -> Result<BeginRefund, StoreError> {
         let reserve = "UPDATE payments SET refund_in_flight = $1, updated_at = $2, next_check_at = $3 \
                        WHERE id = $4 AND status = $5 AND refund_in_flight IS NULL AND canceled_total = $6";
-        let insert = "INSERT INTO refunds (id, payment_id, status, amount, tax_free, vat, green_deposit, \
-                      cancelable_before, reason, created_at, updated_at) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
         write_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(reserve)
@@ -605,20 +627,7 @@ impl Store {
                     _ => BeginRefund::Changed,
                 });
             }
-            sqlx::query(insert)
-                .bind(&refund.id)
-                .bind(&refund.payment_id)
-                .bind(&refund.status)
-                .bind(refund.amount)
-                .bind(refund.tax_free)
-                .bind(refund.vat)
-                .bind(refund.green_deposit)
-                .bind(refund.cancelable_before)
-                .bind(&refund.reason)
-                .bind(refund.created_at)
-                .bind(refund.updated_at)
-                .execute(&mut *tx)
-                .await?;
+            insert_refund!(&mut *tx, refund)?;
             insert_event!(&mut *tx, &refund.payment_id, expected_status.as_str(), expected_status.as_str(), event, refund.created_at)?;
             tx.commit().await?;
             Ok(BeginRefund::Started)
@@ -725,24 +734,7 @@ impl Store {
             if n == 0 {
                 return Ok(false);
             }
-            sqlx::query(
-                "INSERT INTO refunds (id, payment_id, status, amount, tax_free, vat, green_deposit, cancelable_before, \
-                 reason, aid, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(&refund.id)
-            .bind(&refund.payment_id)
-            .bind(&refund.status)
-            .bind(refund.amount)
-            .bind(refund.tax_free)
-            .bind(refund.vat)
-            .bind(refund.green_deposit)
-            .bind(refund.cancelable_before)
-            .bind(&refund.reason)
-            .bind(&refund.aid)
-            .bind(refund.created_at)
-            .bind(refund.updated_at)
-            .execute(&mut *tx)
-            .await?;
+            insert_refund!(&mut *tx, refund)?;
             insert_event!(&mut *tx, &refund.payment_id, from.as_str(), to.as_str(), event, refund.created_at)?;
             tx.commit().await?;
             Ok(true)
