@@ -455,22 +455,12 @@ pub async fn list_payments(
     let Query(q) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let filter = list_filter(&q)?;
-    let limit = filter.limit;
-    let mut rows = state
+    let (rows, next_cursor) = state
         .services
         .store
-        .list(&ListFilter {
-            limit: limit + 1,
-            ..filter
-        })
+        .page(&filter)
         .await
         .map_err(crate::service::ServiceError::from)?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(usize::try_from(limit).unwrap_or(0));
-        rows.last().map(|p| format!("{}_{}", p.created_at, p.id))
-    } else {
-        None
-    };
     Ok(Json(PaymentPage {
         data: rows.iter().map(|p| PaymentView::new(p, None)).collect(),
         next_cursor,

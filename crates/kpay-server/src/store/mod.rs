@@ -565,6 +565,25 @@ impl Store {
         })
     }
 
+    /// A page of payments and the cursor of the next page (`created_at_id` of its last row), if any.
+    pub async fn page(
+        &self,
+        f: &ListFilter,
+    ) -> Result<(Vec<PaymentRecord>, Option<String>), StoreError> {
+        let mut rows = self
+            .list(&ListFilter {
+                limit: f.limit + 1,
+                ..f.clone()
+            })
+            .await?;
+        if rows.len() as i64 <= f.limit {
+            return Ok((rows, None));
+        }
+        rows.truncate(usize::try_from(f.limit).unwrap_or(0));
+        let next = rows.last().map(|p| format!("{}_{}", p.created_at, p.id));
+        Ok((rows, next))
+    }
+
     /// Payments updated at or after `since` (ms), newest first, at most `limit`.
     pub async fn updated_since(
         &self,

@@ -363,27 +363,10 @@ async fn payments(
         to: q.to.clone(),
     };
     let (rows, next, error) = match list_filter(&lq) {
-        Ok(f) => {
-            let limit = f.limit;
-            match s
-                .services
-                .store
-                .list(&ListFilter {
-                    limit: limit + 1,
-                    ..f
-                })
-                .await
-            {
-                Ok(mut rows) => {
-                    let next = (rows.len() as i64 > limit).then(|| {
-                        rows.truncate(usize::try_from(limit).unwrap_or(0));
-                        rows.last().map(|p| format!("{}_{}", p.created_at, p.id))
-                    });
-                    (rows, next.flatten(), None)
-                }
-                Err(e) => (Vec::new(), None, Some(e.to_string())),
-            }
-        }
+        Ok(f) => match s.services.store.page(&f).await {
+            Ok((rows, next)) => (rows, next, None),
+            Err(e) => (Vec::new(), None, Some(e.to_string())),
+        },
         Err(e) => (Vec::new(), None, Some(e.message)),
     };
     let keep = |cursor: &str| {
