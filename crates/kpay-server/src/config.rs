@@ -15,6 +15,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// `sqlite://…` or `postgres://…`; `None`: SQLite in the data directory.
     pub database_url: Option<String>,
+    /// PostgreSQL connections of this instance.
+    pub database_max_connections: u32,
     /// Where the SQLite file and the generated API key live (`./kpay-data`).
     pub data_dir: PathBuf,
     /// KakaoPay base URL; `None` with no key: the built-in sandbox.
@@ -55,6 +57,7 @@ impl ServerConfig {
         Self {
             listen,
             database_url: None,
+            database_max_connections: crate::store::DEFAULT_PG_CONNECTIONS,
             data_dir: PathBuf::from("kpay-data"),
             kakaopay_url: None,
             kakaopay_api: Generation::Open,

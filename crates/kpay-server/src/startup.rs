@@ -180,7 +180,7 @@ async fn services(
     builtin_base: &str,
     metrics: Arc<Metrics>,
 ) -> Result<Services, StartError> {
-    let store = Store::connect(&database_url(config)).await?;
+    let store = Store::connect_with(&database_url(config), config.database_max_connections).await?;
     let client = kakaopay_client(config, builtin_base)?;
     Ok(Services {
         store,

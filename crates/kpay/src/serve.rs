@@ -16,6 +16,9 @@ pub struct ServerArgs {
     /// Database: sqlite://PATH or postgres://USER@HOST/DB. Default: SQLite in the data directory.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
+    /// PostgreSQL connections of this instance.
+    #[arg(long, env = "KPAY_DATABASE_MAX_CONNECTIONS", default_value_t = kpay_server::store::DEFAULT_PG_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=500))]
+    database_max_connections: u32,
     /// Directory for the SQLite database and the generated API key.
     #[arg(long, env = "KPAY_DATA_DIR", default_value = "kpay-data")]
     data_dir: PathBuf,
@@ -77,6 +80,7 @@ impl ServerArgs {
         let mut c = ServerConfig::new(self.listen);
         c.database_url = self.database_url.filter(|s| !s.is_empty());
         c.data_dir = self.data_dir;
+        c.database_max_connections = self.database_max_connections;
         c.kakaopay_url = self
             .kakaopay_url
             .filter(|s| !s.is_empty())
