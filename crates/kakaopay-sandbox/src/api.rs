@@ -220,24 +220,41 @@ async fn handle(
     // A slow KakaoPay is busy with the request: duplicates meanwhile get -785.
     let tid = params.get("tid").and_then(Value::as_str).map(str::to_owned);
     let mut marked = false;
-    if fault.delay_ms > 0 {
-        if let (Some(tid), Operation::Approve | Operation::Cancel) = (&tid, op) {
-            match sb.begin_in_flight(tid) {
-                Ok(m) => marked = m,
-                Err(e) => return error_response(generation, &e),
-            }
+    if fault.delay_ms > 0
+        && let (Some(tid), Operation::Approve | Operation::Cancel) = (&tid, op)
+    {
+        match sb.begin_in_flight(tid) {
+            Ok(m) => marked = m,
+            Err(e) => return error_response(generation, &e),
         }
-        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
     }
-    let result = match fault.action {
-        FaultAction::Error | FaultAction::Drop => None,
-        FaultAction::Delay | FaultAction::CommitThenError | FaultAction::CommitThenDrop => {
-            Some(dispatch(&sb, generation, op, params, marked))
+    // The work runs in its own task: like KakaoPay, a slow operation completes even when the
+    // merchant hangs up (or dies) before the answer.
+    let action = fault.action;
+    let delay = Duration::from_millis(fault.delay_ms);
+    let worker = sb.clone();
+    let work = tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let result = match action {
+            FaultAction::Error | FaultAction::Drop => None,
+            FaultAction::Delay | FaultAction::CommitThenError | FaultAction::CommitThenDrop => {
+                Some(dispatch(&worker, generation, op, params, marked))
+            }
+        };
+        if let (Some(tid), true) = (&tid, marked) {
+            worker.end_in_flight(tid);
+        }
+        result
+    });
+    let result = match work.await {
+        Ok(r) => r,
+        Err(_) => {
+            return error_response(
+                generation,
+                &SandboxError::api(500, -500, "sandbox task failed"),
+            );
         }
     };
-    if let (Some(tid), true) = (&tid, marked) {
-        sb.end_in_flight(tid);
-    }
     match (fault.action, result) {
         (FaultAction::Drop | FaultAction::CommitThenDrop, _) => drop_connection(),
         (FaultAction::Error | FaultAction::CommitThenError, _) => {

@@ -267,3 +267,121 @@ fn help_lists_every_command() {
         assert!(help.contains(flag), "serve --help lacks {flag}");
     }
 }
+
+fn post_json(url: &str, auth: Option<&str>, body: &str) -> serde_json::Value {
+    let mut args = vec![
+        "-s".to_owned(),
+        "-X".into(),
+        "POST".into(),
+        url.into(),
+        "-H".into(),
+        "Content-Type: application/json".into(),
+        "-d".into(),
+        body.into(),
+    ];
+    if let Some(a) = auth {
+        args.push("-H".into());
+        args.push(format!("Authorization: {a}"));
+    }
+    let out = Command::new("curl").args(&args).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// The server is killed (SIGKILL) while an approve is in flight. After a restart the reconciler
+/// finds the payment `approving`, looks it up, approves it again, and KakaoPay shows exactly one
+/// payment: nothing is lost and nothing doubled.
+#[test]
+fn sigkill_during_approve_converges_after_restart() {
+    let dir = scratch();
+    let sandbox_listen = format!("127.0.0.1:{}", free_port());
+    let mut sandbox = Running::start(&["sandbox", "--listen", &sandbox_listen], &dir);
+    sandbox.expect("listening on");
+    let kakaopay = format!("http://{sandbox_listen}");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let key = "kpay_sk_sigkill_test_0123456789";
+    let args = [
+        "serve",
+        "--listen",
+        &listen,
+        "--kakaopay-url",
+        &kakaopay,
+        "--api-key",
+        key,
+        "--unknown-grace",
+        "1",
+        "--reconcile-interval",
+        "1",
+        "--no-shop",
+    ];
+    let mut serve = Running::start(&args, &dir);
+    serve.expect("listening on");
+
+    let created = post_json(
+        &format!("http://{listen}/api/v1/payments"),
+        Some(&format!("Bearer {key}")),
+        r#"{"partner_user_id":"u","item_name":"i","quantity":1,"total_amount":5000}"#,
+    );
+    let (id, tid) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["tid"].as_str().unwrap().to_owned(),
+    );
+    let auth = post_json(
+        &format!("{kakaopay}/test/v1/payments/{tid}/authorize"),
+        None,
+        "{}",
+    );
+    let callback = auth["redirect_url"].as_str().unwrap().to_owned();
+    // KakaoPay is slow: the approve is still in flight when the server dies.
+    post_json(
+        &format!("{kakaopay}/test/v1/faults"),
+        None,
+        r#"{"endpoint":"approve","action":"delay","delay_ms":3000}"#,
+    );
+    let mut buyer = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "--max-time", "10", &callback])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    Command::new("kill")
+        .arg("-KILL")
+        .arg(serve.child.id().to_string())
+        .status()
+        .unwrap();
+    let _ = serve.child.wait();
+    let _ = buyer.wait();
+
+    let mut again = Running::start(&args, &dir);
+    again.expect("listening on");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                &format!("http://{listen}/api/v1/payments/{id}"),
+                "-H",
+                &format!("Authorization: Bearer {key}"),
+            ])
+            .output()
+            .unwrap();
+        let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if p["status"] == "approved" || std::time::Instant::now() > deadline {
+            break p["status"].clone();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status, "approved");
+    let order = post_json(
+        &format!("{kakaopay}/online/v1/payment/order"),
+        Some("SECRET_KEY k"),
+        &format!(r#"{{"cid":"TC0ONETIME","tid":"{tid}"}}"#),
+    );
+    assert_eq!(order["status"], "SUCCESS_PAYMENT");
+    assert_eq!(
+        order["payment_action_details"].as_array().unwrap().len(),
+        1,
+        "approved exactly once: {order}"
+    );
+    again.terminate();
+    sandbox.terminate();
+    let _ = std::fs::remove_dir_all(dir);
+}
