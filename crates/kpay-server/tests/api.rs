@@ -363,9 +363,8 @@ async fn operations_endpoints(backend: Backend, generation: Generation) {
 both_backends!(operations_endpoints);
 
 /// Every route of the contract is in the generated OpenAPI document and is served.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn openapi_matches_the_served_routes() {
-    let app = TestApp::spawn(Backend::Sqlite, Generation::Open).await;
+async fn openapi_matches_the_served_routes(backend: Backend, generation: Generation) {
+    let app = TestApp::spawn(backend, generation).await;
     let (status, doc) = app.send(Method::GET, "/openapi.json", None, None).await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -409,10 +408,11 @@ async fn openapi_matches_the_served_routes() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+both_backends!(openapi_matches_the_served_routes);
+
 /// Shutdown finishes a request in flight.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_finishes_in_flight_requests() {
-    let app = TestApp::spawn(Backend::Sqlite, Generation::Open).await;
+async fn graceful_shutdown_finishes_in_flight_requests(backend: Backend, generation: Generation) {
+    let app = TestApp::spawn(backend, generation).await;
     app.fault(json!({"endpoint": "ready", "action": "delay", "delay_ms": 500}))
         .await;
     let http = app.http.clone();
@@ -431,7 +431,8 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let scratch = app.stop().await;
     assert_eq!(pending.await.unwrap(), 201);
     // The payment it created is in the database.
-    let c = config(&scratch, Generation::Open);
+    let c = config(&scratch, generation);
     let app = TestApp::start(scratch, c).await;
     assert_eq!(count_payments(&app).await, 1);
 }
+both_backends!(graceful_shutdown_finishes_in_flight_requests);
