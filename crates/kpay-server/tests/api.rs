@@ -114,6 +114,10 @@ async fn unauthenticated_and_malformed_requests(backend: Backend, generation: Ge
         .await
         .unwrap();
     assert_eq!(resp.status(), 413);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "body_too_large"
+    );
     assert_eq!(count_payments(&app).await, 0, "nothing stored");
     // Unknown payment, bad list parameters.
     let (status, e) = app.get("/api/v1/payments/pay_doesnotexist").await;

@@ -13,8 +13,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-/// Largest request body the API accepts.
-pub const MAX_BODY: usize = 64 * 1024;
 /// How long a key stays locked by a request that may have died.
 const LOCK_MS: i64 = 60_000;
 
@@ -37,13 +35,14 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
     };
     let (parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY).await {
+    // Already buffered and size-checked by `body::buffer`.
+    let bytes = match to_bytes(body, super::body::MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
             return ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                format!("the request body must be at most {MAX_BODY} bytes"),
+                "the request body is too large",
             )
             .into_response();
         }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod callbacks;
 pub mod error;
 pub mod idempotency;
@@ -22,7 +23,6 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use std::sync::Arc;
-use tower_http::limit::RequestBodyLimitLayer;
 
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
@@ -92,7 +92,7 @@ fn api_routes(state: &AppState) -> Router<AppState> {
             state.clone(),
             auth::require_api_key,
         ))
-        .layer(RequestBodyLimitLayer::new(idempotency::MAX_BODY))
+        .layer(middleware::from_fn(body::buffer))
 }
 
 /// Every route of the server except pages mounted by the caller.

@@ -177,11 +177,8 @@ impl TestApp {
         let handle = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
-        // No pooling: a connection the server closed after an early error answer (401, 413) is
-        // never reused by the next request.
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .pool_max_idle_per_host(0)
             .build()
             .unwrap();
         TestApp {
