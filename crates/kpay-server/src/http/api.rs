@@ -555,12 +555,6 @@ pub async fn cancel_payment(
             .transpose()?,
     };
     let result = state.services.refund(&id, input).await?;
-    let refunds = state
-        .services
-        .store
-        .refunds(&id)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
     let status = if result.refund.status() == RefundStatus::Pending {
         StatusCode::ACCEPTED
     } else {
@@ -568,7 +562,7 @@ pub async fn cancel_payment(
     };
     Ok((
         status,
-        Json(PaymentView::new(&result.payment, Some(&refunds))),
+        Json(PaymentView::new(&result.payment, Some(&result.refunds))),
     )
         .into_response())
 }

@@ -4,7 +4,9 @@
 use super::{ServiceError, Services, new_id, now_ms};
 use crate::domain::{Amounts, PaymentStatus};
 use crate::store::{NewEvent, PaymentRecord};
-use kakaopay::{ItemCode, ItemName, PartnerOrderId, PartnerUserId, Quantity, ReadyRequest};
+use kakaopay::{
+    ItemCode, ItemName, PartnerOrderId, PartnerUserId, Quantity, ReadyRequest, RedirectUrl,
+};
 use serde::{Deserialize, Serialize};
 
 /// Which of ready's redirect URLs the buyer gets.
@@ -66,27 +68,36 @@ impl Services {
                 message: e.reason().to_owned(),
             })?,
         };
-        let base = &self.settings.public_url;
-        let url = |step: &str| format!("{base}/pay/{id}/{step}");
-        let mut builder = ReadyRequest::builder()
-            .cid(self.kakaopay.cid().as_str())
-            .partner_order_id(partner_order_id.as_str())
-            .partner_user_id(input.partner_user_id.as_str())
-            .item_name(input.item_name.as_str())
-            .quantity(i64::from(input.quantity.get()))
-            .total_amount(input.amounts.total.won())
-            .tax_free_amount(input.amounts.tax_free.won())
-            .vat_amount(input.amounts.vat.won())
-            .approval_url(url("approve"))
-            .cancel_url(url("cancel"))
-            .fail_url(url("fail"));
-        if let Some(code) = &input.item_code {
-            builder = builder.item_code(code.as_str());
-        }
-        let request = builder.build().map_err(|e| ServiceError::Invalid {
+        let invalid = |e: kakaopay::ValidationError| ServiceError::Invalid {
             field: e.field(),
             message: e.reason().to_owned(),
-        })?;
+        };
+        let base = &self.settings.public_url;
+        let url = |field: &'static str, step: &str| {
+            RedirectUrl::parse_for(field, format!("{base}/pay/{id}/{step}"))
+        };
+        let request = ReadyRequest {
+            cid: self.kakaopay.cid().clone(),
+            cid_secret: None,
+            partner_order_id: partner_order_id.clone(),
+            partner_user_id: input.partner_user_id.clone(),
+            item_name: input.item_name.clone(),
+            item_code: input.item_code.clone(),
+            quantity: input.quantity,
+            total_amount: input.amounts.total,
+            tax_free_amount: input.amounts.tax_free,
+            vat_amount: Some(input.amounts.vat),
+            green_deposit: None,
+            approval_url: url("approval_url", "approve").map_err(invalid)?,
+            cancel_url: url("cancel_url", "cancel").map_err(invalid)?,
+            fail_url: url("fail_url", "fail").map_err(invalid)?,
+            available_cards: None,
+            payment_method_type: None,
+            install_month: None,
+            use_share_installment: None,
+            custom_json: None,
+            redirect_scheme_url: None,
+        };
         let ready = self
             .kakaopay
             .ready(&request)

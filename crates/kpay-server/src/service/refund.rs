@@ -27,6 +27,8 @@ pub struct RefundResult {
     pub payment: PaymentRecord,
     /// The refund record.
     pub refund: RefundRecord,
+    /// Every refund of the payment, oldest first (this one included).
+    pub refunds: Vec<RefundRecord>,
 }
 
 impl Services {
@@ -195,14 +197,17 @@ impl Services {
             }
         }
         let payment = self.payment(&p.id).await?;
-        let refund = self
-            .store
-            .refunds(&p.id)
-            .await?
-            .into_iter()
+        let refunds = self.store.refunds(&p.id).await?;
+        let refund = refunds
+            .iter()
             .find(|r| r.id == refund.id)
+            .cloned()
             .unwrap_or(refund);
-        Ok(RefundResult { payment, refund })
+        Ok(RefundResult {
+            payment,
+            refund,
+            refunds,
+        })
     }
 }
 

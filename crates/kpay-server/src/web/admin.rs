@@ -577,9 +577,15 @@ async fn refund_confirm(
     let lang = a.lang;
     let raw_amount = form.get("amount").cloned().unwrap_or_default();
     let raw_reason = form.get("reason").cloned().unwrap_or_default();
-    let error = match (refund_form(lang, &form), s.services.payment(&id).await) {
-        (Err(msg), _) => Some(msg.to_owned()),
-        (Ok((amount, _)), Ok(p)) if amount.won() > p.cancelable().won() => Some(format!(
+    let p = match s.services.payment(&id).await {
+        Ok(p) => p,
+        Err(e) => {
+            return refund_error(&s, &a, &id, &e.to_string(), (&raw_amount, &raw_reason)).await;
+        }
+    };
+    let error = match refund_form(lang, &form) {
+        Err(msg) => Some(msg.to_owned()),
+        Ok((amount, _)) if amount.won() > p.cancelable().won() => Some(format!(
             "{}{}",
             lang.t(
                 "환불 가능 금액을 넘었습니다: 최대 ",
@@ -587,16 +593,11 @@ async fn refund_confirm(
             ),
             won(p.cancelable().won())
         )),
-        (Ok(_), Err(e)) => Some(e.to_string()),
-        (Ok(_), Ok(_)) => None,
+        Ok(_) => None,
     };
     if let Some(e) = error {
         return refund_error(&s, &a, &id, &e, (&raw_amount, &raw_reason)).await;
     }
-    let p = match s.services.payment(&id).await {
-        Ok(p) => p,
-        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
-    };
     let amount: i64 = raw_amount.trim().parse().unwrap_or(0);
     let full = amount == p.cancelable().won();
     let body = html! {
