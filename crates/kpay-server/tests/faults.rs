@@ -32,12 +32,7 @@ async fn approve_dropped_before_applying(backend: Backend, generation: Generatio
         1,
         "approved exactly once"
     );
-    let causes: Vec<_> = app
-        .events(id)
-        .await
-        .iter()
-        .map(|e| e["cause"].as_str().unwrap().to_owned())
-        .collect();
+    let causes: Vec<_> = app.causes(id).await;
     assert!(
         causes.contains(&"approve_unclear".to_owned())
             && causes.contains(&"approve_resent".to_owned()),

@@ -35,12 +35,7 @@ async fn create_authorize_callback_approved(backend: Backend, generation: Genera
     let (status, _, page) = app.browse(&callback).await;
     assert_eq!(status, 200);
     assert!(page.contains(p["aid"].as_str().unwrap()));
-    let events: Vec<String> = app
-        .events(id)
-        .await
-        .iter()
-        .map(|e| e["cause"].as_str().unwrap().to_owned())
-        .collect();
+    let events: Vec<String> = app.causes(id).await;
     assert_eq!(events, ["created", "approve_claimed", "approved"]);
     let order = app
         .kakaopay_order(p["tid"].as_str().unwrap(), generation)
@@ -106,12 +101,7 @@ async fn expiry_via_the_sandbox_clock(backend: Backend, generation: Generation) 
     assert!(page.contains("만료"), "{page}");
     let p = app.payment(id).await;
     assert_eq!(p["status"], "expired");
-    let causes: Vec<_> = app
-        .events(id)
-        .await
-        .iter()
-        .map(|e| e["cause"].as_str().unwrap().to_owned())
-        .collect();
+    let causes: Vec<_> = app.causes(id).await;
     assert!(causes.contains(&"expired".to_owned()), "{causes:?}");
 
     // A buyer still on the page: it says expired and leads to fail_url.
@@ -207,12 +197,7 @@ async fn partial_and_full_refunds(backend: Backend, generation: Generation) {
     assert_eq!(order.status, OrderStatus::CancelPayment);
     assert_eq!(order.canceled_amount.unwrap().total.won(), 33_000);
     assert_eq!(order.canceled_amount.unwrap().vat.won(), 3000);
-    let causes: Vec<_> = app
-        .events(id)
-        .await
-        .iter()
-        .map(|e| e["cause"].as_str().unwrap().to_owned())
-        .collect();
+    let causes: Vec<_> = app.causes(id).await;
     assert_eq!(
         causes,
         [
@@ -327,12 +312,7 @@ async fn amount_mismatch_is_canceled(backend: Backend, generation: Generation) {
         .kakaopay_order(p["tid"].as_str().unwrap(), generation)
         .await;
     assert_eq!(order.status, OrderStatus::CancelPayment);
-    let causes: Vec<_> = app
-        .events(id)
-        .await
-        .iter()
-        .map(|e| e["cause"].as_str().unwrap().to_owned())
-        .collect();
+    let causes: Vec<_> = app.causes(id).await;
     assert!(
         causes.contains(&"amount_mismatch".to_owned())
             && causes.contains(&"amount_mismatch_canceled".to_owned()),

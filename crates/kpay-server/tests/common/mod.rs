@@ -261,6 +261,15 @@ impl TestApp {
         body["data"].as_array().unwrap().clone()
     }
 
+    /// The causes of a payment's events, oldest first.
+    pub async fn causes(&self, id: &str) -> Vec<String> {
+        self.events(id)
+            .await
+            .iter()
+            .map(|e| e["cause"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// POSTs to a sandbox test helper (`/sandbox/test/v1/…`).
     pub async fn sandbox(&self, path: &str, body: Option<Value>) -> (u16, Value) {
         self.send(
