@@ -405,6 +405,7 @@ pub fn parse_create(body: CreatePaymentBody) -> Result<CreatePayment, ApiError> 
         (status = 201, description = "Created; send the buyer to redirect_url", body = PaymentView),
         (status = 400, description = "Invalid request (names the field)", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
+        (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 409, description = "Same Idempotency-Key still in flight", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body, or KakaoPay refused", body = ErrorBody),
         (status = 502, description = "KakaoPay unavailable; nothing was created", body = ErrorBody),
@@ -524,6 +525,7 @@ pub fn list_filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
         (status = 202, description = "Sent; the outcome is being confirmed", body = PaymentView),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, description = "Not refundable, or another refund in progress", body = ErrorBody),
+        (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
         (status = 422, description = "KakaoPay refused", body = ErrorBody),
         (status = 502, body = ErrorBody)),
     security(("bearer" = [])))]
