@@ -771,18 +771,6 @@ impl Store {
         })
     }
 
-    /// The pending refund of a payment, if any.
-    pub async fn pending_refund(
-        &self,
-        payment_id: &str,
-    ) -> Result<Option<RefundRecord>, StoreError> {
-        Ok(self
-            .refunds(payment_id)
-            .await?
-            .into_iter()
-            .find(|r| r.status == "pending"))
-    }
-
     /// Leases up to `limit` payments whose check is due, for `lease_ms`, to `owner`. With several
     /// instances on PostgreSQL, `FOR UPDATE SKIP LOCKED` hands each row to one of them.
     pub async fn lease_due(
@@ -935,14 +923,6 @@ impl Store {
         .fetch_optional(pool)
         .await)?;
         Ok(row.is_some())
-    }
-
-    /// How many active API keys exist.
-    pub async fn api_key_count(&self) -> Result<i64, StoreError> {
-        let (n,): (i64,) = read_pool!(self, pool => sqlx::query_as("SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL")
-            .fetch_one(pool)
-            .await)?;
-        Ok(n)
     }
 
     /// Stores an API key's hash (idempotent).
