@@ -213,6 +213,9 @@ async fn handle(
         Ok(p) => p,
         Err(e) => return error_response(generation, &e),
     };
+    if let Some(tid) = params.get("tid").and_then(Value::as_str) {
+        sb.store().count_call(tid, op);
+    }
     let Some(fault) = sb.faults().take(op) else {
         return dispatch(&sb, generation, op, params, false)
             .unwrap_or_else(|e| error_response(generation, &e));

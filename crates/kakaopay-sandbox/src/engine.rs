@@ -3,7 +3,7 @@
 
 use crate::SandboxError;
 use crate::ids;
-use crate::state::{Action, Payment, Subscription};
+use crate::state::{Action, Calls, Payment, Subscription};
 use crate::{Sandbox, magic};
 use chrono::{DateTime, Utc};
 use kakaopay::{
@@ -123,6 +123,7 @@ impl Sandbox {
             sid: None,
             actions: Vec::new(),
             in_flight: false,
+            calls: Calls::default(),
         };
         self.store().pages.insert(page_token.clone(), tid.clone());
         self.store().payments.insert(tid.clone(), payment);
@@ -683,6 +684,7 @@ impl Sandbox {
                 payload: payload.clone(),
             }],
             in_flight: false,
+            calls: Calls::default(),
         };
         let response = self.approve_response(&payment, &aid, payload.as_deref(), legacy)?;
         self.store().payments.insert(tid, payment);

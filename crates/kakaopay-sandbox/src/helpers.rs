@@ -5,7 +5,7 @@ use crate::{Sandbox, SandboxError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use kakaopay::{KstDateTime, PaymentMethodType};
 use serde::Deserialize;
@@ -14,6 +14,8 @@ use serde_json::json;
 /// The helper routes.
 pub fn routes() -> Router<Sandbox> {
     Router::new()
+        .route("/test/v1/payments", get(ledger))
+        .route("/test/v1/payments/{tid}", get(one_payment))
         .route("/test/v1/payments/{tid}/authorize", post(authorize))
         .route("/test/v1/payments/{tid}/quit", post(quit))
         .route("/test/v1/payments/{tid}/fail", post(fail))
@@ -37,6 +39,44 @@ fn helper_error(e: &SandboxError) -> Response {
         Json(json!({"error": {"code": code, "message": e.message, "kakaopay_code": e.code}})),
     )
         .into_response()
+}
+
+/// KakaoPay's own record of a payment, for checks against a merchant's ledger: status, amounts,
+/// every PAYMENT and CANCEL with its AID, and how often the merchant called about it.
+fn record(p: &crate::state::Payment) -> serde_json::Value {
+    let parts = |a: &kakaopay::AmountBreakdown| json!({"total": a.total, "tax_free": a.tax_free, "vat": a.vat, "green_deposit": a.green_deposit});
+    json!({
+        "tid": p.tid,
+        "cid": p.cid.as_str(),
+        "status": p.status,
+        "partner_order_id": p.partner_order_id.as_str(),
+        "partner_user_id": p.partner_user_id.as_str(),
+        "amount": parts(&p.amount),
+        "canceled": parts(&p.canceled),
+        "actions": p.actions.iter().map(|a| json!({
+            "kind": a.kind,
+            "aid": a.aid,
+            "amount": parts(&a.amount),
+            "at": KstDateTime::from_utc(a.at),
+        })).collect::<Vec<_>>(),
+        "calls": p.calls,
+    })
+}
+
+/// `GET /test/v1/payments`: every payment the sandbox holds (settled ones until evicted).
+async fn ledger(State(sb): State<Sandbox>) -> Response {
+    let data: Vec<_> = sb.store().payments.iter().map(|p| record(&p)).collect();
+    Json(json!({ "data": data })).into_response()
+}
+
+/// `GET /test/v1/payments/{tid}`: one payment's record.
+async fn one_payment(State(sb): State<Sandbox>, Path(tid): Path<String>) -> Response {
+    // Cloned out first: the map's shard lock is not held while encoding.
+    let p = sb.store().payments.get(&tid).map(|p| p.clone());
+    match p {
+        Some(p) => Json(record(&p)).into_response(),
+        None => helper_error(&SandboxError::api(404, -721, format!("no payment {tid}"))),
+    }
 }
 
 #[derive(Default, Deserialize)]

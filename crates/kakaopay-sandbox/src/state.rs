@@ -78,6 +78,20 @@ pub struct Payment {
     pub actions: Vec<Action>,
     /// An approve or cancel is being processed (a delayed one): duplicates get -785.
     pub in_flight: bool,
+    /// Calls the merchant made about this payment, whatever their outcome.
+    pub calls: Calls,
+}
+
+/// How often the merchant called KakaoPay about one payment (test helpers report it: a chaos
+/// run checks that retries toward KakaoPay stay bounded).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Calls {
+    /// Approve calls.
+    pub approve: u32,
+    /// Cancel calls.
+    pub cancel: u32,
+    /// Order lookups.
+    pub order: u32,
 }
 
 impl Payment {
@@ -201,6 +215,19 @@ pub struct Store {
 }
 
 impl Store {
+    /// Counts a call of `op` about `tid` (unknown TIDs are not counted).
+    pub fn count_call(&self, tid: &str, op: kakaopay::Operation) {
+        if let Some(mut p) = self.payments.get_mut(tid) {
+            let c = &mut p.calls;
+            match op {
+                kakaopay::Operation::Approve => c.approve += 1,
+                kakaopay::Operation::Cancel => c.cancel += 1,
+                kakaopay::Operation::Order => c.order += 1,
+                _ => {}
+            }
+        }
+    }
+
     /// Drops payments finished longer than `retention` ago; returns how many went.
     pub fn evict(&self, now: DateTime<Utc>, retention: chrono::Duration) -> usize {
         let before = self.payments.len();

@@ -49,6 +49,8 @@ pub struct ServerConfig {
     /// How long a ready stays payable before the reconciler expires it (KakaoPay: 15 minutes;
     /// shorter only in tests).
     pub payment_ttl: Duration,
+    /// A [`crate::crashpoint`] to die at (tests of crash recovery; sandbox only).
+    pub crash_at: Option<String>,
 }
 
 impl ServerConfig {
@@ -73,12 +75,24 @@ impl ServerConfig {
             shutdown_timeout: Duration::from_secs(20),
             demo_shop: true,
             payment_ttl: Duration::from_secs(15 * 60),
+            crash_at: None,
         }
     }
 
     /// Whether the built-in sandbox serves as KakaoPay.
     pub fn uses_builtin_sandbox(&self) -> bool {
         self.kakaopay_url.is_none() && self.secret_key.is_none() && self.admin_key.is_none()
+    }
+
+    /// Whether KakaoPay is a sandbox: the built-in one, or a loopback URL without a key.
+    pub fn kakaopay_is_sandbox(&self) -> bool {
+        self.uses_builtin_sandbox()
+            || (self.secret_key.is_none()
+                && self.admin_key.is_none()
+                && self
+                    .kakaopay_url
+                    .as_deref()
+                    .is_some_and(crate::startup::is_loopback))
     }
 }
 

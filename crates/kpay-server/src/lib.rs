@@ -6,6 +6,7 @@
 //! [`reconciler`] drives [`service`] in the background; [`startup`] wires it all.
 
 pub mod config;
+pub mod crashpoint;
 pub mod domain;
 pub mod gateway;
 pub mod http;

@@ -2,14 +2,15 @@
 //! a pending refund), leases them so that each is handled by one instance at a time, looks them up
 //! at KakaoPay and converges the ledger. `kpay reconcile` runs one pass by hand with a full report.
 
-use crate::service::{Services, SyncReport, new_id, now_ms};
+use crate::service::resolve::{LEASE_MS, backoff, ms};
+use crate::service::{ServiceError, Services, SyncReport, new_id, now_ms};
 use crate::store::RunRecord;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How long a lease lasts: longer than a lookup plus an approve with their timeouts.
-const LEASE_MS: i64 = 60_000;
 /// Payments looked at per batch.
 const BATCH: i64 = 64;
 /// Lookups in flight at once.
@@ -50,11 +51,7 @@ impl PassReport {
     }
 }
 
-fn line(
-    id: String,
-    tid: String,
-    result: Result<SyncReport, crate::service::ServiceError>,
-) -> Option<Line> {
+fn line(id: String, tid: String, result: Result<SyncReport, ServiceError>) -> Option<Line> {
     match result {
         Ok(r) => {
             let change = r.changed.map(|(a, b)| format!("{a} → {b}"));
@@ -74,6 +71,49 @@ fn line(
             error: Some(e.to_string()),
         }),
     }
+}
+
+/// Looks one leased payment up, unless its lease was lost while it waited in the batch or KakaoPay
+/// turned out to be down during this pass (then no call is made: during an outage a pass probes
+/// KakaoPay with a few payments instead of calling for every one, and the next pass catches up).
+/// `None`: skipped.
+async fn reconcile_one(
+    services: &Services,
+    p: &crate::store::PaymentRecord,
+    owner: &str,
+    outage: &AtomicBool,
+) -> Option<Result<SyncReport, ServiceError>> {
+    if outage.load(Ordering::Relaxed) {
+        return None;
+    }
+    match services
+        .store
+        .renew_lease(&p.id, owner, now_ms() + LEASE_MS)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(e) => return Some(Err(e.into())),
+    }
+    let result = services.holding_lease(&p.id, services.sync(&p.id)).await;
+    let next = match &result {
+        // Still unclear although KakaoPay answered: look again later and later.
+        Ok(r) if r.still_unclear => Some(now_ms() + ms(backoff(p.check_attempts))),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed");
+            if matches!(e, ServiceError::Unavailable(_)) {
+                outage.store(true, Ordering::Relaxed);
+            }
+            Some(now_ms() + ms(backoff(p.check_attempts.max(3))))
+        }
+    };
+    if let Some(at) = next
+        && let Err(e) = services.store.back_off_check(&p.id, at).await
+    {
+        tracing::warn!(payment = %p.id, error = %e, "could not schedule the next lookup");
+    }
+    Some(result)
 }
 
 /// The background reconciler of one instance.
@@ -108,7 +148,7 @@ impl Reconciler {
                 }
             };
             let batch = due.len();
-            report.checked += batch;
+            let outage = Arc::new(AtomicBool::new(false));
             let mut set = JoinSet::new();
             for p in due {
                 if set.len() >= PARALLEL
@@ -118,26 +158,24 @@ impl Reconciler {
                 }
                 let services = self.services.clone();
                 let owner = owner.clone();
+                let outage = Arc::clone(&outage);
+                report.checked += 1;
                 set.spawn(async move {
-                    let result = services.sync(&p.id).await;
+                    let result = reconcile_one(&services, &p, &owner, &outage).await;
                     if let Err(e) = services.store.release(&p.id, &owner).await {
                         tracing::warn!(payment = %p.id, error = %e, "could not release the lease");
                     }
-                    if let Err(e) = &result {
-                        tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed");
-                        // Try again later rather than at once.
-                        let _ = services
-                            .store
-                            .schedule_check(&p.id, Some(now_ms() + 10_000))
-                            .await;
-                    }
-                    line(p.id, p.tid, result)
+                    result.and_then(|r| line(p.id, p.tid, r))
                 });
             }
             while let Some(r) = set.join_next().await {
                 if let Ok(Some(l)) = r {
                     report.lines.push(l);
                 }
+            }
+            if outage.load(Ordering::Relaxed) {
+                tracing::warn!("KakaoPay is unavailable; the next pass probes it again");
+                break;
             }
             if i64::try_from(batch).unwrap_or(0) < BATCH {
                 break;

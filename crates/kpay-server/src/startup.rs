@@ -58,7 +58,8 @@ pub fn database_url(config: &ServerConfig) -> String {
         .unwrap_or_else(|| format!("sqlite://{}", config.data_dir.join("kpay.db").display()))
 }
 
-fn is_loopback(url: &str) -> bool {
+/// Whether `url` points at this machine.
+pub(crate) fn is_loopback(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| match u.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -192,6 +193,7 @@ async fn services(
             instance: new_id("inst_"),
         }),
         tasks: TaskTracker::new(),
+        resolvers: Default::default(),
     })
 }
 
@@ -211,6 +213,19 @@ impl Application {
             return Err(StartError::Config(format!(
                 "--kakaopay-url {url:?} must be an http(s) URL"
             )));
+        }
+        if let Some(point) = &config.crash_at {
+            if !config.kakaopay_is_sandbox() {
+                return Err(StartError::Config(
+                    "--test-crash-at is for tests against a sandbox only".into(),
+                ));
+            }
+            if !crate::crashpoint::arm(point) {
+                return Err(StartError::Config(format!(
+                    "--test-crash-at {point:?}: not a crash point (one of {})",
+                    crate::crashpoint::POINTS.join(", ")
+                )));
+            }
         }
         let listener =
             TcpListener::bind(config.listen)

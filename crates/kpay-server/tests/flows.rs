@@ -84,8 +84,8 @@ async fn buyer_quits_or_fails(backend: Backend, generation: Generation) {
 }
 both_backends!(buyer_quits_or_fails, generations);
 
-/// The sandbox clock runs past 15 minutes: the page sends the buyer to fail_url, the order is
-/// still pending at KakaoPay, so it expired there; approve would get -723.
+/// The sandbox clock runs past 15 minutes: a late approve gets -723 and the payment expires; a
+/// buyer sent to fail_url by the expired page finds the payment waiting for the server's clock.
 async fn expiry_via_the_sandbox_clock(backend: Backend, generation: Generation) {
     let app = TestApp::spawn(backend, generation).await;
     let p = app.create(3000).await;
@@ -104,7 +104,9 @@ async fn expiry_via_the_sandbox_clock(backend: Backend, generation: Generation) 
     let causes: Vec<_> = app.causes(id).await;
     assert!(causes.contains(&"expired".to_owned()), "{causes:?}");
 
-    // A buyer still on the page: it says expired and leads to fail_url.
+    // A buyer still on the page: it says expired and leads to fail_url. The order is still
+    // pending at KakaoPay, and a fail callback can be forged: the payment stays `ready` until the
+    // server's own 15 minutes are over (the reconciler then expires it).
     let q = app.create(3000).await;
     app.sandbox("/clock/advance", Some(json!({"seconds": 16 * 60})))
         .await;
@@ -116,10 +118,10 @@ async fn expiry_via_the_sandbox_clock(backend: Backend, generation: Generation) 
         "the expired page links to fail_url"
     );
     let (_, _, page) = app.browse(&fail_url).await;
-    assert!(page.contains("만료"));
+    assert!(page.contains("결제가 아직 완료되지 않았습니다"), "{page}");
     assert_eq!(
         app.payment(q["id"].as_str().unwrap()).await["status"],
-        "expired"
+        "ready"
     );
 }
 both_backends!(expiry_via_the_sandbox_clock, generations);

@@ -46,6 +46,9 @@ fn record(i: usize, now: i64) -> PaymentRecord {
         approved_at: None,
         canceled_at: None,
         next_check_at: Some(now - 1000),
+        idempotency_key: None,
+        check_attempts: 0,
+        resend_count: 0,
     }
 }
 
@@ -157,3 +160,178 @@ async fn one_of_many_transitions_wins(backend: Backend, _g: kakaopay::Generation
     store.close().await;
 }
 both_backends!(one_of_many_transitions_wins);
+
+/// Notes are written only while the payment still is in the status they describe (a late answer
+/// about an older state leaves no misleading line), and the same note again right after itself
+/// becomes a count.
+async fn notes_are_conditional_and_coalesced(backend: Backend, _g: kakaopay::Generation) {
+    let scratch = Scratch::new(backend).await;
+    let store = Store::connect(&scratch.url).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let id = "pay_lease_0002";
+    store
+        .insert_payment(&record(2, now), &NewEvent::cause("created"))
+        .await
+        .unwrap();
+    let unclear = NewEvent::cause("approve_unclear").code(Some(-780));
+    for i in 0..5 {
+        store
+            .note(id, PaymentStatus::Ready, &unclear, now + i)
+            .await
+            .unwrap();
+    }
+    let events = store.events(id).await.unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!((events[1].repeats, events[1].last_at), (5, Some(now + 4)));
+    // Another code is another line.
+    store
+        .note(
+            id,
+            PaymentStatus::Ready,
+            &NewEvent::cause("approve_unclear").code(Some(-500)),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.events(id).await.unwrap().len(), 3);
+    // About a status the payment has left: nothing.
+    store
+        .note(id, PaymentStatus::Approving, &unclear, now)
+        .await
+        .unwrap();
+    assert_eq!(store.events(id).await.unwrap().len(), 3);
+    store.close().await;
+}
+both_backends!(notes_are_conditional_and_coalesced);
+
+/// An idempotency key: one holder at a time; a holder that stops renewing its lock is taken over;
+/// a stored pending (202) answer is handed to the next request to refresh; a 5xx frees the key.
+async fn idempotency_locks_are_taken_over_only_when_dead(
+    backend: Backend,
+    _g: kakaopay::Generation,
+) {
+    use kpay_server::store::IdemBegin;
+    let scratch = Scratch::new(backend).await;
+    let store = Store::connect(&scratch.url).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let begin = |token: &'static str, at: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .idem_begin("k1", "h1", token, at, 10_000)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(begin("a", now).await, IdemBegin::Started { fresh: true });
+    assert_eq!(begin("b", now + 1).await, IdemBegin::InFlight);
+    assert_eq!(
+        store
+            .idem_begin("k1", "other", "b", now, 10_000)
+            .await
+            .unwrap(),
+        IdemBegin::Mismatch
+    );
+    // The holder renews: still in flight after the first lock would have run out.
+    assert!(store.idem_renew("k1", "a", now + 20_000).await.unwrap());
+    assert_eq!(begin("b", now + 15_000).await, IdemBegin::InFlight);
+    // It stops renewing (it died): taken over, not fresh.
+    assert_eq!(
+        begin("b", now + 21_000).await,
+        IdemBegin::Started { fresh: false }
+    );
+    assert!(
+        !store.idem_renew("k1", "a", now + 40_000).await.unwrap(),
+        "a lost it"
+    );
+    // A pending answer is refreshed by the next request, a final one replayed.
+    store.idem_finish("k1", "b", 202, "{}").await.unwrap();
+    assert_eq!(
+        begin("c", now + 22_000).await,
+        IdemBegin::Started { fresh: false }
+    );
+    store
+        .idem_finish("k1", "c", 200, "{\"ok\":1}")
+        .await
+        .unwrap();
+    assert_eq!(
+        begin("d", now + 23_000).await,
+        IdemBegin::Done {
+            status: 200,
+            body: "{\"ok\":1}".into()
+        }
+    );
+    // A 5xx frees the key.
+    assert_eq!(
+        store.idem_begin("k2", "h", "e", now, 10_000).await.unwrap(),
+        IdemBegin::Started { fresh: true }
+    );
+    store.idem_release("k2", "e").await.unwrap();
+    assert_eq!(
+        store.idem_begin("k2", "h", "f", now, 10_000).await.unwrap(),
+        IdemBegin::Started { fresh: true }
+    );
+    store.close().await;
+}
+both_backends!(idempotency_locks_are_taken_over_only_when_dead);
+
+/// The callback budget: at most `max` per window, then refused until the window has passed. The
+/// re-send claim: one winner among many, at most `max` re-sends.
+async fn budgets_and_resend_claims(backend: Backend, _g: kakaopay::Generation) {
+    let scratch = Scratch::new(backend).await;
+    let store = Store::connect(&scratch.url).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let id = "pay_lease_0003";
+    store
+        .insert_payment(&record(3, now), &NewEvent::cause("created"))
+        .await
+        .unwrap();
+    let mut taken = 0;
+    for i in 0..12 {
+        taken += usize::from(
+            store
+                .take_callback_budget(id, now + i, 60_000, 5)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(taken, 5);
+    assert!(
+        store
+            .take_callback_budget(id, now + 61_000, 60_000, 5)
+            .await
+            .unwrap()
+    );
+    store
+        .transition(
+            id,
+            PaymentStatus::Ready,
+            PaymentStatus::Approving,
+            &Changes {
+                approve_started_at: Some(now),
+                ..Changes::default()
+            },
+            &NewEvent::cause("approve_claimed"),
+            now,
+        )
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_resend(id, now, now + 5, 2).await.unwrap() })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1, "one re-sender per approve");
+    assert!(store.claim_resend(id, now + 5, now + 9, 2).await.unwrap());
+    assert!(
+        !store.claim_resend(id, now + 9, now + 12, 2).await.unwrap(),
+        "at most 2"
+    );
+    store.close().await;
+}
+both_backends!(budgets_and_resend_claims);

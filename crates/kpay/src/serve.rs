@@ -67,6 +67,9 @@ pub struct ServerArgs {
     /// Do not serve the demo shop at /.
     #[arg(long, env = "KPAY_NO_SHOP")]
     no_shop: bool,
+    /// Tests of crash recovery: die at this crash point (sandbox only).
+    #[arg(long, env = "KPAY_TEST_CRASH_AT", hide = true)]
+    test_crash_at: Option<String>,
 }
 
 fn secret(s: Option<String>) -> Option<SecretString> {
@@ -100,6 +103,7 @@ impl ServerArgs {
         c.kakaopay_timeout = Duration::from_secs(self.kakaopay_timeout);
         c.admin_password = secret(self.admin_password);
         c.demo_shop = !self.no_shop;
+        c.crash_at = self.test_crash_at.filter(|s| !s.is_empty());
         Ok(c)
     }
 }

@@ -3,13 +3,13 @@
 use super::AppState;
 use super::error::{ApiError, ErrorBody, parse_json};
 use crate::domain::{Amounts, PaymentStatus, RefundStatus};
-use crate::service::{Channel, CreatePayment, RefundInput};
+use crate::service::{Channel, CreatePayment, IdempotencyKey, RefundInput};
 use crate::store::{EventRecord, ListFilter, PaymentRecord, RefundRecord};
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use kakaopay::{Amount, ItemCode, ItemName, PartnerOrderId, PartnerUserId, Payload, Quantity};
 use serde::{Deserialize, Serialize};
 
@@ -61,8 +61,9 @@ pub struct CreatePaymentBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelBody {
-    /// How much to refund, in won.
-    pub amount: i64,
+    /// How much to refund, in won (default: everything that is left).
+    #[serde(default)]
+    pub amount: Option<i64>,
     /// Its tax-free part (default: in proportion to what is left).
     #[serde(default)]
     pub tax_free_amount: Option<i64>,
@@ -190,6 +191,9 @@ pub struct PaymentView {
     /// Refunds, oldest first (single payment reads only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refunds: Option<Vec<RefundView>>,
+    /// The refund this request made (refund answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund: Option<RefundView>,
     /// Created.
     pub created_at: String,
     /// Last change.
@@ -239,6 +243,7 @@ impl PaymentView {
             }),
             refund_in_progress: p.refund_in_flight.is_some(),
             refunds: refunds.map(|r| r.iter().map(RefundView::from).collect()),
+            refund: None,
             created_at: time(p.created_at),
             updated_at: time(p.updated_at),
             expires_at: time(p.expires_at),
@@ -270,10 +275,15 @@ pub struct EventView {
     pub cause: String,
     /// KakaoPay's code, when it answered with one.
     pub kakaopay_code: Option<i64>,
-    /// Details.
+    /// Details (of the last occurrence).
     pub detail: Option<String>,
     /// When.
     pub at: String,
+    /// How many identical outcomes in a row this entry stands for (1: just this one).
+    pub count: i64,
+    /// When the last of them happened, if more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<String>,
 }
 
 impl From<&EventRecord> for EventView {
@@ -286,6 +296,8 @@ impl From<&EventRecord> for EventView {
             kakaopay_code: e.upstream_code,
             detail: e.detail.clone(),
             at: time(e.at),
+            count: e.repeats,
+            last_at: e.last_at.map(time),
         }
     }
 }
@@ -406,17 +418,21 @@ pub fn parse_create(body: CreatePaymentBody) -> Result<CreatePayment, ApiError> 
         (status = 400, description = "Invalid request (names the field)", body = ErrorBody),
         (status = 401, description = "No or wrong API key", body = ErrorBody),
         (status = 413, description = "Body larger than 64 KiB", body = ErrorBody),
-        (status = 409, description = "Same Idempotency-Key still in flight", body = ErrorBody),
+        (status = 409, description = "Same Idempotency-Key still in flight, or the order already has a live or paid payment (duplicate_order)", body = ErrorBody),
         (status = 422, description = "Idempotency-Key reused with another body, or KakaoPay refused", body = ErrorBody),
         (status = 502, description = "KakaoPay unavailable; nothing was created", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub async fn create_payment(
     State(state): State<AppState>,
+    key: Option<Extension<IdempotencyKey>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input = parse_create(parse_json(&body)?)?;
-    let p = state.services.create_payment(input).await?;
+    let p = state
+        .services
+        .create_payment(input, key.as_ref().map(|k| &k.0))
+        .await?;
     let location = format!("/api/v1/payments/{}", p.id);
     Ok((
         StatusCode::CREATED,
@@ -532,11 +548,12 @@ pub fn list_filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
 pub async fn cancel_payment(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    key: Option<Extension<IdempotencyKey>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body: CancelBody = parse_json(&body)?;
     let input = RefundInput {
-        amount: amount("amount", body.amount)?,
+        amount: body.amount.map(|v| amount("amount", v)).transpose()?,
         tax_free: body
             .tax_free_amount
             .map(|v| amount("tax_free_amount", v))
@@ -556,17 +573,18 @@ pub async fn cancel_payment(
             })
             .transpose()?,
     };
-    let result = state.services.refund(&id, input).await?;
+    let result = state
+        .services
+        .refund(&id, input, key.as_ref().map(|k| &k.0))
+        .await?;
     let status = if result.refund.status() == RefundStatus::Pending {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        Json(PaymentView::new(&result.payment, Some(&result.refunds))),
-    )
-        .into_response())
+    let mut view = PaymentView::new(&result.payment, Some(&result.refunds));
+    view.refund = Some(RefundView::from(&result.refund));
+    Ok((status, Json(view)).into_response())
 }
 
 /// Every state change of a payment, oldest first.

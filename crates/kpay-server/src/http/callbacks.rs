@@ -3,7 +3,7 @@
 //! `status` appended.
 
 use super::AppState;
-use crate::service::{Hint, ServiceError};
+use crate::service::ServiceError;
 use crate::store::PaymentRecord;
 use crate::web::result::result_page;
 use axum::Json;
@@ -82,30 +82,22 @@ pub async fn approve(
     }
 }
 
-/// `GET /pay/{id}/cancel`: KakaoPay's order lookup says what happened (a forged callback changes
-/// nothing).
+/// `GET /pay/{id}/cancel`: KakaoPay's order lookup says what happened. A forged callback changes
+/// nothing, and its lookups are bounded per payment.
 pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    abandon(&state, &id, Hint::None).await
+    abandon(&state, &id).await
 }
 
-/// `GET /pay/{id}/fail`: as cancel; a still-pending order means KakaoPay let it expire.
+/// `GET /pay/{id}/fail`: as cancel. An order still pending at KakaoPay stays as it is until the
+/// server's own 15 minutes are over (this URL can be forged; the buyer may still pay).
 pub async fn fail(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    abandon(&state, &id, Hint::SentToFailUrl).await
+    abandon(&state, &id).await
 }
 
-async fn abandon(state: &AppState, id: &str, hint: Hint) -> Response {
-    let id = id.to_owned();
-    match state.services.sync_with(&id, hint).await {
-        Ok(report) => answer(&report.payment),
-        Err(ServiceError::NotFound(id)) => failure(ServiceError::NotFound(id)),
-        Err(e) => {
-            // KakaoPay unreachable: show what is known; the reconciler will settle it.
-            tracing::warn!(payment = %id, error = %e, "lookup after the buyer left failed");
-            match state.services.payment(&id).await {
-                Ok(p) => answer(&p),
-                Err(e) => failure(e),
-            }
-        }
+async fn abandon(state: &AppState, id: &str) -> Response {
+    match state.services.sync_from_callback(id).await {
+        Ok(p) => answer(&p),
+        Err(e) => failure(e),
     }
 }
 

@@ -98,6 +98,25 @@ impl From<ServiceError> for ApiError {
                     k.to_string(),
                 )
             },
+            ServiceError::RefundFailed {
+                refund_id,
+                code,
+                message,
+            } => {
+                let kakaopay_code = code.parse::<i64>().ok();
+                ApiError {
+                    kakaopay_code,
+                    ..ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        if kakaopay_code.is_some() {
+                            "kakaopay_refused"
+                        } else {
+                            "refund_failed"
+                        },
+                        format!("refund {refund_id} failed: {message}"),
+                    )
+                }
+            }
             ServiceError::Store(s) => {
                 tracing::error!(error = %s, "database failure");
                 ApiError::new(

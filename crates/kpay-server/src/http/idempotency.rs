@@ -1,10 +1,19 @@
 //! `Idempotency-Key` on every POST of the merchant API: the same key and body get the stored answer
 //! again; the same key with another body gets 422; the same key while the first request runs gets
 //! 409. Answers below 500 are stored; a 5xx frees the key so that the client can retry.
+//!
+//! The key names an *effect*. The request runs in a task of its own, so that a client hanging up
+//! never cuts a money operation short, and holds the key with a short lock that it renews while it
+//! runs. A request whose process died stops renewing; within [`LOCK_MS`] a retry takes the key over
+//! and the handler, given the key ([`IdempotencyKey`] with `fresh: false`), finds the payment or
+//! refund the first attempt stored with the key and answers with it: it never performs it again. A
+//! stored 202 (a refund still being confirmed) is not replayed as it was: the retry answers with
+//! the refund as it is now.
 
 use super::AppState;
 use super::error::ApiError;
-use crate::service::now_ms;
+use crate::service::resolve::RENEW_EVERY;
+use crate::service::{IdempotencyKey, new_id, now_ms};
 use crate::store::IdemBegin;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -13,8 +22,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-/// How long a key stays locked by a request that may have died.
-const LOCK_MS: i64 = 60_000;
+/// How long a key stays locked unless its request renews the lock (every few seconds while it
+/// runs): a request that died is taken over after at most this long.
+const LOCK_MS: i64 = 10_000;
 
 /// The middleware.
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -57,12 +67,16 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         .map(|b| format!("{b:02x}"))
         .collect();
     let store = &state.services.store;
-    let begun = match store.idem_begin(&key, &hash, now_ms(), LOCK_MS).await {
+    let token = new_id("lock_");
+    let begun = match store
+        .idem_begin(&key, &hash, &token, now_ms(), LOCK_MS)
+        .await
+    {
         Ok(b) => b,
         Err(e) => return ApiError::from(crate::service::ServiceError::Store(e)).into_response(),
     };
-    match begun {
-        IdemBegin::Started => {}
+    let fresh = match begun {
+        IdemBegin::Started { fresh } => fresh,
         IdemBegin::InFlight => {
             return ApiError::new(
                 StatusCode::CONFLICT,
@@ -90,15 +104,57 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
             return resp;
         }
+    };
+    let mut req = Request::from_parts(parts, Body::from(bytes));
+    req.extensions_mut().insert(IdempotencyKey {
+        key: key.clone(),
+        fresh,
+    });
+    let run = state
+        .services
+        .tasks
+        .spawn(run_holding_key(state.clone(), key, token, next.run(req)));
+    match run.await {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::error!(error = %e, "idempotent request task failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the request failed; retry it with the same Idempotency-Key",
+            )
+            .into_response()
+        }
     }
-    let resp = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+}
+
+/// Runs the handler while renewing the key's lock, then stores its answer (or frees the key after
+/// a 5xx).
+async fn run_holding_key(
+    state: AppState,
+    key: String,
+    token: String,
+    handler: impl std::future::Future<Output = Response>,
+) -> Response {
+    let store = &state.services.store;
+    let mut handler = std::pin::pin!(handler);
+    let mut renew = tokio::time::interval(RENEW_EVERY);
+    renew.tick().await;
+    let resp = loop {
+        tokio::select! {
+            resp = &mut handler => break resp,
+            _ = renew.tick() => {
+                if let Err(e) = store.idem_renew(&key, &token, now_ms() + LOCK_MS).await {
+                    tracing::warn!(error = %e, "could not renew an idempotency lock");
+                }
+            }
+        }
+    };
     let (parts, body) = resp.into_parts();
     let bytes = match to_bytes(body, 16 * 1024 * 1024).await {
         Ok(b) => b,
         Err(_) => {
-            let _ = store.idem_release(&key).await;
+            let _ = store.idem_release(&key, &token).await;
             return ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -108,11 +164,12 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
     };
     let stored = if parts.status.is_server_error() {
-        store.idem_release(&key).await
+        store.idem_release(&key, &token).await
     } else {
         store
             .idem_finish(
                 &key,
+                &token,
                 parts.status.as_u16(),
                 &String::from_utf8_lossy(&bytes),
             )

@@ -53,6 +53,7 @@ impl Services {
         pg_token: PgToken,
     ) -> Result<PaymentRecord, ServiceError> {
         let mut waited = Duration::ZERO;
+        let mut races = 0;
         loop {
             // The common case in one round trip: claim, then look only if that failed.
             let now = now_ms();
@@ -69,12 +70,18 @@ impl Services {
             match p.status() {
                 PaymentStatus::Ready if now >= p.expires_at => {
                     // Too late to approve; let KakaoPay say what happened.
-                    return match self.sync(id).await {
-                        Ok(_) => self.payment(id).await,
-                        Err(_) => Ok(p),
-                    };
+                    return self.sync_from_callback(id).await;
                 }
-                PaymentStatus::Ready => {} // changed between the claim and the read: try again
+                PaymentStatus::Ready if races < 2 => {
+                    // Changed between the claim and the read: try again.
+                    races += 1;
+                }
+                PaymentStatus::Ready => {
+                    // Still ready, yet the claim fails: the payment's callback budget is spent
+                    // (a burst of callbacks, likely forged). Show it as it is.
+                    tracing::warn!(payment = %id, "approve callback refused: callback budget spent");
+                    return Ok(p);
+                }
                 PaymentStatus::Approving
                     if p.pg_token.as_deref() != Some(pg_token.expose())
                         && waited < Duration::from_secs(3) =>
@@ -116,6 +123,9 @@ impl Services {
             pg_token,
         );
         let outcome = self.kakaopay.approve(&request).await;
+        if outcome.is_ok() {
+            crate::crashpoint::hit("approve.after_kakaopay");
+        }
         let now = now_ms();
         match outcome {
             Ok(resp) => self.record_approved(p, &resp, now).await,

@@ -1,7 +1,7 @@
 //! Creating a payment: the server decides the amounts, calls ready, and keeps the TID with *this*
 //! payment. Nothing is stored when ready fails (KakaoPay issued no TID).
 
-use super::{ServiceError, Services, new_id, now_ms};
+use super::{IdempotencyKey, ServiceError, Services, new_id, now_ms};
 use crate::domain::{Amounts, PaymentStatus};
 use crate::store::{NewEvent, PaymentRecord};
 use kakaopay::{
@@ -55,11 +55,28 @@ pub struct CreatePayment {
 }
 
 impl Services {
-    /// Creates a payment and calls ready.
+    /// Creates a payment and calls ready. With an Idempotency-Key the payment carries the key: a
+    /// request that finds the payment made under its key (its first attempt died after storing
+    /// it) answers with it. A merchant order has at most one payment that can still be, or has
+    /// been, paid (`duplicate_order` otherwise).
+    ///
+    /// A process killed between ready and storing the payment leaves a TID that nobody was sent
+    /// to: KakaoPay lets it expire, and the retry makes a new one.
     pub async fn create_payment(
         &self,
         input: CreatePayment,
+        key: Option<&IdempotencyKey>,
     ) -> Result<PaymentRecord, ServiceError> {
+        if let Some(k) = key.filter(|k| !k.fresh)
+            && let Some(existing) = self.store.payment_by_key(&k.key).await?
+        {
+            return Ok(existing);
+        }
+        if let Some(order) = &input.partner_order_id
+            && let Some(existing) = self.store.live_payment_for_order(order.as_str()).await?
+        {
+            return Err(duplicate_order(&existing));
+        }
         let id = new_id("pay_");
         let partner_order_id = match input.partner_order_id {
             Some(o) => o,
@@ -154,14 +171,51 @@ impl Services {
             canceled_at: None,
             // The reconciler looks once the 15 minutes are over, in case the buyer never returns.
             next_check_at: Some(now + ttl + 5_000),
+            idempotency_key: key.map(|k| k.key.clone()),
+            check_attempts: 0,
+            resend_count: 0,
         };
-        self.store
+        let inserted = self
+            .store
             .insert_payment(
                 &record,
                 &NewEvent::cause("created").detail(format!("ready: tid {}", record.tid)),
             )
-            .await?;
+            .await;
+        match inserted {
+            Ok(()) => crate::crashpoint::hit("create.after_insert"),
+            Err(e) if e.is_unique_violation() => {
+                // A concurrent request won: the same key (answer with its payment) or the same
+                // order. This ready's TID is left to expire unpaid.
+                if let Some(k) = key
+                    && let Some(existing) = self.store.payment_by_key(&k.key).await?
+                {
+                    return Ok(existing);
+                }
+                if let Some(existing) = self
+                    .store
+                    .live_payment_for_order(&record.partner_order_id)
+                    .await?
+                {
+                    return Err(duplicate_order(&existing));
+                }
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!(payment = %record.id, tid = %record.tid, total = record.amount_total, "payment created");
         Ok(record)
+    }
+}
+
+fn duplicate_order(existing: &PaymentRecord) -> ServiceError {
+    ServiceError::Conflict {
+        code: "duplicate_order",
+        message: format!(
+            "order {} already has payment {} ({}); a new payment for it is possible once that one ended unpaid",
+            existing.partner_order_id,
+            existing.id,
+            existing.status()
+        ),
     }
 }

@@ -6,11 +6,13 @@
 mod approve;
 mod create;
 mod refund;
+pub(crate) mod resolve;
 mod sync;
 
 pub use create::{Channel, CreatePayment};
 pub use refund::{RefundInput, RefundResult};
-pub use sync::{Hint, SyncReport};
+pub use resolve::Resolvers;
+pub use sync::SyncReport;
 
 use crate::domain::{AmountsError, PaymentStatus, RefundError, TransitionError};
 use crate::gateway::Gateway;
@@ -30,6 +32,19 @@ pub struct Services {
     pub settings: Arc<Settings>,
     /// Background work (lookups after unclear outcomes) that shutdown waits for.
     pub tasks: TaskTracker,
+    /// The payments this process is resolving in the background (one resolver each).
+    pub resolvers: Resolvers,
+}
+
+/// The Idempotency-Key of the request being served, as the idempotency layer hands it to the use
+/// cases that bind it to their effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// The key.
+    pub key: String,
+    /// Whether the key is new. When it is not (the request is a takeover after its first holder
+    /// died, or the refresh of a pending answer), its effect may exist and is looked for first.
+    pub fresh: bool,
 }
 
 /// Settings of the use cases.
@@ -73,6 +88,17 @@ pub enum ServiceError {
     /// KakaoPay could not be reached or answered unusably; nothing is known to have happened.
     #[error("KakaoPay is unavailable: {0}")]
     Unavailable(kakaopay::Error),
+    /// A refund made earlier under the same Idempotency-Key ended in failure; nothing was
+    /// refunded.
+    #[error("refund {refund_id} failed ({code}): {message}")]
+    RefundFailed {
+        /// The refund.
+        refund_id: String,
+        /// KakaoPay's code or the server's reason.
+        code: String,
+        /// Why.
+        message: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -117,10 +143,15 @@ impl From<TransitionError> for ServiceError {
 }
 
 impl ServiceError {
+    /// Whether `e` becomes [`ServiceError::Unavailable`] (a 5xx: trying again may work).
+    pub fn is_unavailable(e: &kakaopay::Error) -> bool {
+        e.is_retryable() || e.api().is_none()
+    }
+
     /// A KakaoPay failure: [`ServiceError::Unavailable`] when trying again may work (outage,
     /// 5xx, quota), [`ServiceError::Refused`] when KakaoPay said no.
     pub fn kakaopay(e: kakaopay::Error) -> Self {
-        if e.is_retryable() || e.api().is_none() {
+        if Self::is_unavailable(&e) {
             ServiceError::Unavailable(e)
         } else {
             ServiceError::Refused(e)
@@ -155,26 +186,6 @@ impl Services {
 
     fn grace_ms(&self) -> i64 {
         i64::try_from(self.settings.unknown_grace.as_millis()).unwrap_or(i64::MAX / 4)
-    }
-
-    /// Looks a payment up at KakaoPay in the background until its unclear step is resolved: soon
-    /// and often at first, then leaves it to the reconciler.
-    pub fn resolve_in_background(&self, id: String) {
-        let services = self.clone();
-        self.tasks.spawn(async move {
-            let mut waited = Duration::ZERO;
-            let mut step = Duration::from_millis(100);
-            while waited <= services.settings.unknown_grace + Duration::from_secs(2) {
-                tokio::time::sleep(step).await;
-                waited += step;
-                step = (step * 2).min(Duration::from_secs(4));
-                match services.sync(&id).await {
-                    Ok(report) if !report.still_unclear => return,
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(payment = %id, error = %e, "background lookup failed; will retry"),
-                }
-            }
-        });
     }
 
     /// Whether `status` is one whose truth lives at KakaoPay.

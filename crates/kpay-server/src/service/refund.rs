@@ -2,7 +2,7 @@
 //! sent with KakaoPay's `cancel_available_amount` guard. A refund is a record with its own AID and
 //! status; an unclear answer leaves it pending until a lookup settles it.
 
-use super::{ServiceError, Services, new_id, now_ms};
+use super::{IdempotencyKey, ServiceError, Services, new_id, now_ms};
 use crate::domain::{Event, PaymentStatus, RefundRequest, RefundStatus, plan_refund};
 use crate::store::{BeginRefund, NewEvent, PaymentRecord, RefundOutcome, RefundRecord};
 use kakaopay::{Amount, CancelRequest, ErrorCode, Payload};
@@ -10,8 +10,8 @@ use kakaopay::{Amount, CancelRequest, ErrorCode, Payload};
 /// A refund as asked through the API.
 #[derive(Clone, Debug)]
 pub struct RefundInput {
-    /// How much.
-    pub amount: Amount,
+    /// How much; `None`: everything that is left.
+    pub amount: Option<Amount>,
     /// Tax-free part.
     pub tax_free: Option<Amount>,
     /// VAT part.
@@ -32,8 +32,20 @@ pub struct RefundResult {
 }
 
 impl Services {
-    /// Refunds part or all of a payment.
-    pub async fn refund(&self, id: &str, input: RefundInput) -> Result<RefundResult, ServiceError> {
+    /// Refunds part or all of a payment. With an Idempotency-Key the refund carries the key:
+    /// a request that finds a refund made under its key (its first attempt died, or its answer
+    /// was pending) answers with that refund as it is now and never refunds again.
+    pub async fn refund(
+        &self,
+        id: &str,
+        input: RefundInput,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<RefundResult, ServiceError> {
+        if let Some(k) = key.filter(|k| !k.fresh)
+            && let Some(existing) = self.store.refund_by_key(&k.key).await?
+        {
+            return self.refund_outcome(existing).await;
+        }
         for _ in 0..3 {
             let p = self.payment(id).await?;
             let status = p.status();
@@ -49,13 +61,13 @@ impl Services {
                 });
             }
             if p.refund_in_flight.is_some() {
-                return Err(refund_in_progress());
+                return self.in_progress(key).await;
             }
             let plan = plan_refund(
                 &p.amounts(),
                 &p.canceled(),
                 RefundRequest {
-                    amount: input.amount,
+                    amount: input.amount.unwrap_or_else(|| p.cancelable()),
                     tax_free: input.tax_free,
                     vat: input.vat,
                 },
@@ -76,25 +88,88 @@ impl Services {
                 failure_message: None,
                 created_at: now,
                 updated_at: now,
+                idempotency_key: key.map(|k| k.key.clone()),
             };
             let ev = NewEvent::cause("refund_requested").detail(format!(
                 "refund {} of {} won (tax-free {}, VAT {})",
                 refund.id, refund.amount, refund.tax_free, refund.vat
             ));
-            match self
+            // Should this process die while the cancel is out, the reconciler looks it up once
+            // the answer can no longer be on its way.
+            let check_at = now + self.grace_ms();
+            let begun = match self
                 .store
-                .begin_refund(&refund, status, p.canceled_total, &ev)
-                .await?
+                .begin_refund(&refund, status, p.canceled_total, &ev, check_at)
+                .await
             {
+                Ok(b) => b,
+                // Another request with the same key won the race: answer with its refund.
+                Err(e) if e.is_unique_violation() && key.is_some() => {
+                    return self.in_progress(key).await;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            match begun {
                 BeginRefund::Started => {}
-                BeginRefund::InFlight => return Err(refund_in_progress()),
+                BeginRefund::InFlight => return self.in_progress(key).await,
                 BeginRefund::Changed => continue,
             }
             return self
                 .send_refund(&p, refund, plan.full, plan.cancelable_before, input.reason)
                 .await;
         }
+        self.in_progress(key).await
+    }
+
+    /// Another refund holds the payment's refund slot: the one made under `key` if there is one
+    /// (answered as it is), else 409.
+    async fn in_progress(
+        &self,
+        key: Option<&IdempotencyKey>,
+    ) -> Result<RefundResult, ServiceError> {
+        if let Some(k) = key
+            && let Some(existing) = self.store.refund_by_key(&k.key).await?
+        {
+            return self.refund_outcome(existing).await;
+        }
         Err(refund_in_progress())
+    }
+
+    /// The answer for a refund that already exists: succeeded or pending (its resolution kept
+    /// going) with the payment, or the failure it ended with.
+    async fn refund_outcome(&self, refund: RefundRecord) -> Result<RefundResult, ServiceError> {
+        match refund.status() {
+            RefundStatus::Failed => Err(ServiceError::RefundFailed {
+                refund_id: refund.id,
+                code: refund
+                    .failure_code
+                    .unwrap_or_else(|| "refund_failed".to_owned()),
+                message: refund
+                    .failure_message
+                    .unwrap_or_else(|| "the refund failed".to_owned()),
+            }),
+            RefundStatus::Pending => {
+                self.resolve_in_background(refund.payment_id.clone());
+                self.refund_result(refund).await
+            }
+            RefundStatus::Succeeded => self.refund_result(refund).await,
+        }
+    }
+
+    /// The payment, `refund` as stored now, and every refund of the payment.
+    async fn refund_result(&self, refund: RefundRecord) -> Result<RefundResult, ServiceError> {
+        let payment = self.payment(&refund.payment_id).await?;
+        let refunds = self.store.refunds(&refund.payment_id).await?;
+        let refund = refunds
+            .iter()
+            .find(|r| r.id == refund.id)
+            .cloned()
+            .unwrap_or(refund);
+        Ok(RefundResult {
+            payment,
+            refund,
+            refunds,
+        })
     }
 
     async fn send_refund(
@@ -122,6 +197,9 @@ impl Services {
             cancel = cancel.payload(reason);
         }
         let outcome = self.kakaopay.cancel(&cancel).await;
+        if outcome.is_ok() {
+            crate::crashpoint::hit("refund.after_kakaopay");
+        }
         let now = now_ms();
         let from = p.status();
         match outcome {
@@ -172,6 +250,7 @@ impl Services {
                     |c| c.code().to_string(),
                 );
                 let message = e.to_string();
+                let unavailable = ServiceError::is_unavailable(&e);
                 let ev = NewEvent::cause("refund_failed")
                     .code(e.code().map(ErrorCode::code))
                     .detail(format!("refund {}: {message}", refund.id));
@@ -182,6 +261,8 @@ impl Services {
                         RefundOutcome::Failed {
                             code: &code,
                             message: &message,
+                            // Answered with a 5xx, which frees the key: a retry tries anew.
+                            release_key: unavailable,
                         },
                         from,
                         from,
@@ -196,18 +277,7 @@ impl Services {
                 return Err(ServiceError::kakaopay(e));
             }
         }
-        let payment = self.payment(&p.id).await?;
-        let refunds = self.store.refunds(&p.id).await?;
-        let refund = refunds
-            .iter()
-            .find(|r| r.id == refund.id)
-            .cloned()
-            .unwrap_or(refund);
-        Ok(RefundResult {
-            payment,
-            refund,
-            refunds,
-        })
+        self.refund_result(refund).await
     }
 }
 

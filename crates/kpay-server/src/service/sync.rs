@@ -2,6 +2,7 @@
 //! `sync` API, the browser's cancel/fail callbacks, background resolution and the reconciler.
 
 use super::approve::approval_mismatch;
+use super::resolve::{MAX_BACKOFF, MAX_RESENDS, ms};
 use super::{ServiceError, Services, new_id, now_ms};
 use crate::domain::{Amounts, Event, PaymentStatus, RefundStatus, Remote, reconcile, transition};
 use crate::store::{Changes, NewEvent, PaymentRecord, RefundOutcome, RefundRecord};
@@ -51,26 +52,9 @@ pub(crate) fn compare(p: &PaymentRecord, order: &OrderResponse) -> Option<String
     }
 }
 
-/// What the caller knows besides the lookup.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Hint {
-    /// Nothing.
-    #[default]
-    None,
-    /// KakaoPay's page sent the buyer to fail_url. With the order still pending at KakaoPay that
-    /// can only mean the payment expired there (an authentication failure shows as
-    /// `FAIL_AUTH_PASSWORD`).
-    SentToFailUrl,
-}
-
 impl Services {
     /// Looks the payment up at KakaoPay and brings the ledger in line.
     pub async fn sync(&self, id: &str) -> Result<SyncReport, ServiceError> {
-        self.sync_with(id, Hint::None).await
-    }
-
-    /// [`Services::sync`] with what the caller knows.
-    pub async fn sync_with(&self, id: &str, hint: Hint) -> Result<SyncReport, ServiceError> {
         let p = self.payment(id).await?;
         let tid = p.tid.parse().map_err(|_| ServiceError::Conflict {
             code: "corrupt_record",
@@ -85,9 +69,10 @@ impl Services {
             }
             Err(e) => return Err(ServiceError::kakaopay(e)),
         };
+        let mut resent = false;
         match before {
             PaymentStatus::Ready | PaymentStatus::Approving => {
-                self.sync_unpaid(&p, &order, now, hint).await?
+                resent = self.sync_unpaid(&p, &order, now).await?;
             }
             PaymentStatus::Approved | PaymentStatus::PartiallyCanceled => {
                 self.sync_refunds(&p, &order, now).await?
@@ -100,7 +85,13 @@ impl Services {
             self.sync_refunds(&after, &order, now).await?;
             after = self.payment(id).await?;
         }
-        let mismatch = compare(&after, &order);
+        // After a re-send the lookup is older than the ledger: the re-send's own answer was
+        // recorded, and comparing with the lookup taken before it would report a false mismatch.
+        let mismatch = if resent {
+            None
+        } else {
+            compare(&after, &order)
+        };
         if let Some(m) = &mismatch {
             tracing::warn!(payment = %id, mismatch = %m, "ledger and KakaoPay disagree");
         }
@@ -154,13 +145,14 @@ impl Services {
         })
     }
 
+    /// Brings a `ready` or `approving` payment in line with KakaoPay's order; `true` when it
+    /// re-sent the approve.
     async fn sync_unpaid(
         &self,
         p: &PaymentRecord,
         order: &OrderResponse,
         now: i64,
-        hint: Hint,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<bool, ServiceError> {
         let from = p.status();
         if order.status.is_paid() || order.status == OrderStatus::IssuedSid {
             let paid = order.amount.as_ref().map(Amounts::from).unwrap_or_default();
@@ -183,7 +175,7 @@ impl Services {
                 } else {
                     self.cancel_mismatch(p, from, paid, &why).await?;
                 }
-                return Ok(());
+                return Ok(false);
             }
             let payment_action = order
                 .payment_action_details
@@ -211,14 +203,16 @@ impl Services {
             self.store
                 .transition(&p.id, from, to, &changes, &ev, now)
                 .await?;
-            return Ok(());
+            return Ok(false);
         }
-        let expired_there = hint == Hint::SentToFailUrl
-            && from == PaymentStatus::Ready
-            && order.status.is_pending();
+        // Only the server's own clock expires a payment: a browser's fail callback (which anyone
+        // can forge) never does. An approve sent shortly before may still be applied, so an
+        // `approving` payment waits for the grace period after its last send too.
+        let started = p.approve_started_at.unwrap_or(p.updated_at);
         let remote = Remote {
             status: order.status.clone(),
-            past_expiry: now >= p.expires_at || expired_there,
+            past_expiry: now >= p.expires_at
+                && (from != PaymentStatus::Approving || now - started >= self.grace_ms()),
         };
         if let Some(event) = reconcile(from, &remote) {
             let to = transition(from, event)?;
@@ -240,34 +234,63 @@ impl Services {
             self.store
                 .transition(&p.id, from, to, &changes, &ev, now)
                 .await?;
-            return Ok(());
+            return Ok(false);
         }
         if from == PaymentStatus::Approving {
-            // KakaoPay has not applied the approve (yet).
-            let started = p.approve_started_at.unwrap_or(p.updated_at);
-            if now - started < self.grace_ms() {
+            // KakaoPay has not applied the approve (yet). Each re-send waits twice as long as the
+            // one before it.
+            let wait = self
+                .grace_ms()
+                .saturating_mul(1 << p.resend_count.clamp(0, 5));
+            let due = started.saturating_add(wait);
+            if now - started < self.grace_ms()
+                || (order.status == OrderStatus::AuthPassword && now < due)
+            {
                 self.store
-                    .schedule_check(&p.id, Some(started + self.grace_ms()))
+                    .schedule_check(&p.id, Some(due.max(started + self.grace_ms())))
                     .await?;
             } else if let (OrderStatus::AuthPassword, Some(token)) = (
                 &order.status,
                 p.pg_token.as_deref().and_then(|t| PgToken::parse(t).ok()),
             ) {
-                // The buyer authenticated and no approve is in flight any more: approve again.
-                // KakaoPay's -702 guards against a double approve.
+                // The buyer authenticated and no approve is in flight any more: approve again,
+                // once (the claim), a bounded number of times. KakaoPay's -702 guards against a
+                // double approve.
+                if !self
+                    .store
+                    .claim_resend(&p.id, started, now, MAX_RESENDS)
+                    .await?
+                {
+                    if p.resend_count >= MAX_RESENDS {
+                        // Re-sends spent: lookups go on (backed off) until KakaoPay's answer
+                        // changes or the payment expires.
+                        self.store
+                            .schedule_check(&p.id, Some(now + ms(MAX_BACKOFF)))
+                            .await?;
+                    }
+                    return Ok(false);
+                }
                 self.store
                     .note(
                         &p.id,
                         from,
-                        &NewEvent::cause("approve_resent")
-                            .detail("order lookup: AUTH_PASSWORD after the grace period"),
+                        &NewEvent::cause("approve_resent").detail(format!(
+                            "order lookup: AUTH_PASSWORD after the grace period (re-send {} of at most {MAX_RESENDS})",
+                            p.resend_count + 1
+                        )),
                         now,
                     )
                     .await?;
                 self.store
                     .schedule_check(&p.id, Some(now + self.grace_ms()))
                     .await?;
-                self.send_approve(p, token).await?;
+                let resending = PaymentRecord {
+                    approve_started_at: Some(now),
+                    resend_count: p.resend_count + 1,
+                    ..p.clone()
+                };
+                self.send_approve(&resending, token).await?;
+                return Ok(true);
             } else {
                 let to = transition(from, Event::ApproveRetryable)?;
                 let changes = Changes {
@@ -285,7 +308,7 @@ impl Services {
                 .schedule_check(&p.id, Some(p.expires_at.max(now) + 5_000))
                 .await?;
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn sync_refunds(
@@ -362,6 +385,7 @@ impl Services {
                             RefundOutcome::Failed {
                                 code: "not_applied",
                                 message: "KakaoPay did not apply the refund",
+                                release_key: false,
                             },
                             from,
                             from,
@@ -400,6 +424,7 @@ impl Services {
                 failure_message: None,
                 created_at: now,
                 updated_at: now,
+                idempotency_key: None,
             };
             let ev = NewEvent::cause("refund_reconciled").detail(format!(
                 "{} won refunded at KakaoPay, recorded as {}",

@@ -4,10 +4,11 @@
 //! others). Nobody is answered before the commit that holds their write has succeeded.
 
 use super::{
-    Changes, INSERT_EVENT, INSERT_PAYMENT, NewEvent, PAYMENT_COLUMNS, PaymentRecord, StoreError,
-    UPDATE_PAYMENT,
+    CLAIM_APPROVE, Changes, INSERT_EVENT, INSERT_PAYMENT, NewEvent, PAYMENT_COLUMNS, PaymentRecord,
+    StoreError, UPDATE_PAYMENT,
 };
 use crate::domain::PaymentStatus;
+use crate::service::resolve::{CALLBACK_CALLS, CALLBACK_WINDOW_MS};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Acquire, Connection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
@@ -168,15 +169,14 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Done, sqlx::Error
             now,
             next_check_at,
         } => {
-            let update = format!(
-                "UPDATE payments SET status = 'approving', updated_at = $1, pg_token = $2, approve_started_at = $1, \
-                 next_check_at = $3 WHERE id = $4 AND status = 'ready' AND expires_at > $1 RETURNING {PAYMENT_COLUMNS}"
-            );
+            let update = format!("{CLAIM_APPROVE} RETURNING {PAYMENT_COLUMNS}");
             let claimed = sqlx::query_as::<_, PaymentRecord>(&update)
                 .bind(*now)
                 .bind(pg_token)
                 .bind(*next_check_at)
                 .bind(id)
+                .bind(*now - CALLBACK_WINDOW_MS)
+                .bind(CALLBACK_CALLS)
                 .fetch_optional(&mut *conn)
                 .await?;
             if claimed.is_some() {

@@ -11,6 +11,7 @@ mod records;
 pub use records::*;
 
 use crate::domain::{Amounts, PaymentStatus};
+use crate::service::resolve::{CALLBACK_CALLS, CALLBACK_WINDOW_MS};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
@@ -103,13 +104,14 @@ const PAYMENT_COLUMNS: &str = "id, status, cid, tid, aid, partner_order_id, part
     quantity, amount_total, amount_tax_free, amount_vat, amount_green_deposit, canceled_total, canceled_tax_free, \
     canceled_vat, canceled_green_deposit, payment_method_type, card_info, channel, redirect_url, redirect_pc_url, \
     redirect_mobile_url, redirect_app_url, return_url, pg_token, failure_code, failure_message, refund_in_flight, \
-    created_at, updated_at, expires_at, approve_started_at, approved_at, canceled_at, next_check_at";
+    created_at, updated_at, expires_at, approve_started_at, approved_at, canceled_at, next_check_at, idempotency_key, \
+    check_attempts, resend_count";
 
 const INSERT_PAYMENT: &str = "INSERT INTO payments (id, status, cid, tid, aid, partner_order_id, partner_user_id, \
     item_name, item_code, quantity, amount_total, amount_tax_free, amount_vat, amount_green_deposit, channel, \
     redirect_url, redirect_pc_url, redirect_mobile_url, redirect_app_url, return_url, created_at, updated_at, \
-    expires_at, next_check_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-    $18, $19, $20, $21, $22, $23, $24)";
+    expires_at, next_check_at, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+    $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)";
 
 const UPDATE_PAYMENT: &str = "UPDATE payments SET status = $1, updated_at = $2, \
     pg_token = COALESCE($3, pg_token), approve_started_at = COALESCE($4, approve_started_at), \
@@ -118,14 +120,25 @@ const UPDATE_PAYMENT: &str = "UPDATE payments SET status = $1, updated_at = $2, 
     failure_code = COALESCE($9, failure_code), failure_message = COALESCE($10, failure_message), \
     canceled_total = COALESCE($11, canceled_total), canceled_tax_free = COALESCE($12, canceled_tax_free), \
     canceled_vat = COALESCE($13, canceled_vat), canceled_green_deposit = COALESCE($14, canceled_green_deposit), \
-    canceled_at = COALESCE($15, canceled_at), next_check_at = $16 \
+    canceled_at = COALESCE($15, canceled_at), next_check_at = $16, check_attempts = 0 \
     WHERE id = $17 AND status = $18";
+
+/// The approve claim ($1 now, $2 pg_token, $3 next check, $4 id, $5 start of the callback window,
+/// $6 calls allowed per window): takes one call from the payment's callback budget and resets the
+/// re-send count of the new approve.
+const CLAIM_APPROVE: &str = "UPDATE payments SET status = 'approving', updated_at = $1, pg_token = $2, \
+    approve_started_at = $1, next_check_at = $3, resend_count = 0, check_attempts = 0, \
+    callback_calls = CASE WHEN callback_window IS NULL OR callback_window <= $5 THEN 1 ELSE callback_calls + 1 END, \
+    callback_window = CASE WHEN callback_window IS NULL OR callback_window <= $5 THEN $1 ELSE callback_window END \
+    WHERE id = $4 AND status = 'ready' AND expires_at > $1 \
+    AND (callback_window IS NULL OR callback_window <= $5 OR callback_calls < $6)";
 
 const INSERT_EVENT: &str = "INSERT INTO payment_events (payment_id, from_status, to_status, cause, upstream_code, \
     detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 const INSERT_REFUND: &str = "INSERT INTO refunds (id, payment_id, status, amount, tax_free, vat, green_deposit, \
-    cancelable_before, reason, aid, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    cancelable_before, reason, aid, created_at, updated_at, idempotency_key) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 /// Runs [`INSERT_REFUND`] for `$refund` on `$exec`.
 macro_rules! insert_refund {
@@ -144,6 +157,7 @@ macro_rules! insert_refund {
             .bind(&r.aid)
             .bind(r.created_at)
             .bind(r.updated_at)
+            .bind(&r.idempotency_key)
             .execute($exec)
             .await
     }};
@@ -191,7 +205,7 @@ macro_rules! bind_update {
     }};
 }
 
-/// Binds the 24 parameters of [`INSERT_PAYMENT`].
+/// Binds the 25 parameters of [`INSERT_PAYMENT`].
 macro_rules! bind_insert {
     ($q:expr, $p:expr) => {{
         let p: &PaymentRecord = $p;
@@ -219,10 +233,15 @@ macro_rules! bind_insert {
             .bind(p.updated_at)
             .bind(p.expires_at)
             .bind(p.next_check_at)
+            .bind(&p.idempotency_key)
     }};
 }
 
 mod group;
+mod idempotency;
+mod resolution;
+
+pub use idempotency::IdemBegin;
 
 /// Copies the WAL back into the database file four times a second, off the hot path (PASSIVE:
 /// never blocks the writer), so that the writer's automatic checkpoint has little left to do.
@@ -249,9 +268,6 @@ fn spawn_checkpointer(pool: SqlitePool) {
     });
 }
 
-/// An idempotency row: request hash, state, stored status and body, lock deadline.
-type IdemRow = (String, String, Option<i64>, Option<String>, i64);
-
 /// What beginning a refund found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BeginRefund {
@@ -261,6 +277,16 @@ pub enum BeginRefund {
     InFlight,
     /// The payment changed since it was read (status or refunded amount): read again.
     Changed,
+}
+
+impl StoreError {
+    /// Whether a unique constraint refused the write (another record already holds the key).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Query(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            _ => false,
+        }
+    }
 }
 
 impl Store {
@@ -375,7 +401,7 @@ impl Store {
             Db::Postgres(pool) => {
                 let sql = format!(
                     "WITH p AS ({INSERT_PAYMENT} RETURNING id) INSERT INTO payment_events (payment_id, from_status, \
-                     to_status, cause, upstream_code, detail, at) SELECT id, NULL, $2, $25, $26, $27, $21 FROM p"
+                     to_status, cause, upstream_code, detail, at) SELECT id, NULL, $2, $26, $27, $28, $21 FROM p"
                 );
                 bind_insert!(sqlx::query(&sql), p)
                     .bind(&event.cause)
@@ -444,7 +470,9 @@ impl Store {
 
     /// Claims the approve of a payment that is `ready` and not expired at `now`: `approving`, the
     /// pg_token and the time recorded, the claim logged. Returns the claimed payment, or `None`
-    /// when someone else claimed it first (or it is no longer ready). One round trip on PostgreSQL.
+    /// when someone else claimed it first, it is no longer ready, or its callback budget is spent
+    /// (approve callbacks can be forged: each claim is a KakaoPay call). One round trip on
+    /// PostgreSQL.
     pub async fn claim_approve(
         &self,
         id: &str,
@@ -452,22 +480,21 @@ impl Store {
         now: i64,
         next_check_at: i64,
     ) -> Result<Option<PaymentRecord>, StoreError> {
-        let update = format!(
-            "UPDATE payments SET status = 'approving', updated_at = $1, pg_token = $2, approve_started_at = $1, \
-             next_check_at = $3 WHERE id = $4 AND status = 'ready' AND expires_at > $1 RETURNING {PAYMENT_COLUMNS}"
-        );
+        let update = format!("{CLAIM_APPROVE} RETURNING {PAYMENT_COLUMNS}");
         let event = NewEvent::cause(crate::domain::Event::ApproveClaimed.as_str());
         match &self.db {
             Db::Postgres(pool) => {
                 let sql = format!(
                     "WITH u AS ({update}), e AS (INSERT INTO payment_events (payment_id, from_status, to_status, cause, at) \
-                     SELECT id, 'ready', 'approving', $5, $1 FROM u) SELECT * FROM u"
+                     SELECT id, 'ready', 'approving', $7, $1 FROM u) SELECT * FROM u"
                 );
                 Ok(sqlx::query_as::<_, PaymentRecord>(&sql)
                     .bind(now)
                     .bind(pg_token)
                     .bind(next_check_at)
                     .bind(id)
+                    .bind(now - CALLBACK_WINDOW_MS)
+                    .bind(CALLBACK_CALLS)
                     .bind(&event.cause)
                     .fetch_optional(pool)
                     .await?)
@@ -487,18 +514,6 @@ impl Store {
         }
     }
 
-    /// Logs an event that does not change the status (a refund request, a reconciliation note).
-    pub async fn note(
-        &self,
-        id: &str,
-        status: PaymentStatus,
-        event: &NewEvent,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        write_pool!(self, pool => insert_event!(pool, id, status.as_str(), status.as_str(), event, now).map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
     /// Sets when the reconciler should look at a payment next (`None`: never).
     pub async fn schedule_check(&self, id: &str, at: Option<i64>) -> Result<(), StoreError> {
         write_pool!(self, pool => sqlx::query("UPDATE payments SET next_check_at = $1 WHERE id = $2")
@@ -511,7 +526,7 @@ impl Store {
 
     /// Every event of a payment, oldest first.
     pub async fn events(&self, id: &str) -> Result<Vec<EventRecord>, StoreError> {
-        let sql = "SELECT id, payment_id, from_status, to_status, cause, upstream_code, detail, at \
+        let sql = "SELECT id, payment_id, from_status, to_status, cause, upstream_code, detail, at, repeats, last_at \
                    FROM payment_events WHERE payment_id = $1 ORDER BY id";
         Ok(
             read_pool!(self, pool => sqlx::query_as::<_, EventRecord>(sql).bind(id).fetch_all(pool).await)?,
@@ -521,7 +536,7 @@ impl Store {
     /// Every refund of a payment, oldest first.
     pub async fn refunds(&self, payment_id: &str) -> Result<Vec<RefundRecord>, StoreError> {
         let sql = "SELECT id, payment_id, status, amount, tax_free, vat, green_deposit, cancelable_before, reason, aid, \
-                   failure_code, failure_message, created_at, updated_at FROM refunds WHERE payment_id = $1 \
+                   failure_code, failure_message, created_at, updated_at, idempotency_key FROM refunds WHERE payment_id = $1 \
                    ORDER BY created_at, id";
         Ok(
             read_pool!(self, pool => sqlx::query_as::<_, RefundRecord>(sql).bind(payment_id).fetch_all(pool).await)?,
@@ -634,6 +649,7 @@ impl Store {
         expected_status: PaymentStatus,
         expected_canceled_total: i64,
         event: &NewEvent,
+        check_at: i64,
     ) -> Result<BeginRefund, StoreError> {
         let reserve = "UPDATE payments SET refund_in_flight = $1, updated_at = $2, next_check_at = $3 \
                        WHERE id = $4 AND status = $5 AND refund_in_flight IS NULL AND canceled_total = $6";
@@ -642,7 +658,7 @@ impl Store {
             let n = sqlx::query(reserve)
                 .bind(&refund.id)
                 .bind(refund.created_at)
-                .bind(refund.created_at + 60_000)
+                .bind(check_at)
                 .bind(&refund.payment_id)
                 .bind(expected_status.as_str())
                 .bind(expected_canceled_total)
@@ -690,14 +706,16 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected(),
-                RefundOutcome::Failed { code, message } => sqlx::query(
-                    "UPDATE refunds SET status = 'failed', failure_code = $1, failure_message = $2, updated_at = $3 \
+                RefundOutcome::Failed { code, message, release_key } => sqlx::query(
+                    "UPDATE refunds SET status = 'failed', failure_code = $1, failure_message = $2, updated_at = $3, \
+                     idempotency_key = CASE WHEN $5 THEN NULL ELSE idempotency_key END \
                      WHERE id = $4 AND status = 'pending'",
                 )
                 .bind(*code)
                 .bind(*message)
                 .bind(now)
                 .bind(refund_id)
+                .bind(*release_key)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected(),
@@ -769,149 +787,6 @@ impl Store {
             tx.commit().await?;
             Ok(true)
         })
-    }
-
-    /// Leases up to `limit` payments whose check is due, for `lease_ms`, to `owner`. With several
-    /// instances on PostgreSQL, `FOR UPDATE SKIP LOCKED` hands each row to one of them.
-    pub async fn lease_due(
-        &self,
-        owner: &str,
-        now: i64,
-        lease_ms: i64,
-        limit: i64,
-    ) -> Result<Vec<PaymentRecord>, StoreError> {
-        let pick = "SELECT id FROM payments WHERE next_check_at IS NOT NULL AND next_check_at <= $3 \
-                    AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_check_at LIMIT $4";
-        let rows = match &self.db {
-            Db::Postgres(pool) => {
-                let sql = format!(
-                    "UPDATE payments SET lease_owner = $1, lease_until = $2 WHERE id IN ({pick} FOR UPDATE SKIP LOCKED) \
-                     AND (lease_until IS NULL OR lease_until < $3) RETURNING {PAYMENT_COLUMNS}"
-                );
-                sqlx::query_as::<_, PaymentRecord>(&sql)
-                    .bind(owner)
-                    .bind(now + lease_ms)
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
-            }
-            Db::Sqlite { writer, .. } => {
-                let sql = format!(
-                    "UPDATE payments SET lease_owner = $1, lease_until = $2 WHERE id IN ({pick}) \
-                     AND (lease_until IS NULL OR lease_until < $3) RETURNING {PAYMENT_COLUMNS}"
-                );
-                sqlx::query_as::<_, PaymentRecord>(&sql)
-                    .bind(owner)
-                    .bind(now + lease_ms)
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(writer)
-                    .await?
-            }
-        };
-        Ok(rows)
-    }
-
-    /// Gives a lease back.
-    pub async fn release(&self, id: &str, owner: &str) -> Result<(), StoreError> {
-        write_pool!(self, pool => sqlx::query(
-            "UPDATE payments SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
-        )
-        .bind(id)
-        .bind(owner)
-        .execute(pool)
-        .await.map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
-    /// Starts an idempotent request under `key`.
-    pub async fn idem_begin(
-        &self,
-        key: &str,
-        hash: &str,
-        now: i64,
-        lock_ms: i64,
-    ) -> Result<IdemBegin, StoreError> {
-        let inserted = write_pool!(self, pool => sqlx::query(
-            "INSERT INTO idempotency_keys (key, request_hash, state, created_at, locked_until) \
-             VALUES ($1, $2, 'in_flight', $3, $4) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(hash)
-        .bind(now)
-        .bind(now + lock_ms)
-        .execute(pool)
-        .await.map(|r| r.rows_affected()))?;
-        if inserted == 1 {
-            return Ok(IdemBegin::Started);
-        }
-        let row: Option<IdemRow> = write_pool!(self, pool => sqlx::query_as(
-            "SELECT request_hash, state, response_status, response_body, locked_until FROM idempotency_keys WHERE key = $1",
-        )
-        .bind(key)
-        .fetch_optional(pool)
-        .await)?;
-        let Some((stored_hash, state, status, body, locked_until)) = row else {
-            // Deleted in between (a failed first attempt): try once more.
-            return Box::pin(self.idem_begin(key, hash, now, lock_ms)).await;
-        };
-        if stored_hash != hash {
-            return Ok(IdemBegin::Mismatch);
-        }
-        if state == "done" {
-            return Ok(IdemBegin::Done {
-                status: u16::try_from(status.unwrap_or(200)).unwrap_or(200),
-                body: body.unwrap_or_default(),
-            });
-        }
-        if locked_until < now {
-            // The first attempt died (crash) without finishing: take the key over.
-            let taken = write_pool!(self, pool => sqlx::query(
-                "UPDATE idempotency_keys SET locked_until = $1 WHERE key = $2 AND state = 'in_flight' AND locked_until = $3",
-            )
-            .bind(now + lock_ms)
-            .bind(key)
-            .bind(locked_until)
-            .execute(pool)
-            .await.map(|r| r.rows_affected()))?;
-            if taken == 1 {
-                return Ok(IdemBegin::Started);
-            }
-        }
-        Ok(IdemBegin::InFlight)
-    }
-
-    /// Stores the answer of an idempotent request.
-    pub async fn idem_finish(&self, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
-        write_pool!(self, pool => sqlx::query(
-            "UPDATE idempotency_keys SET state = 'done', response_status = $1, response_body = $2 WHERE key = $3",
-        )
-        .bind(i64::from(status))
-        .bind(body)
-        .bind(key)
-        .execute(pool)
-        .await.map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
-    /// Forgets a key whose request failed in a way worth retrying (a 5xx).
-    pub async fn idem_release(&self, key: &str) -> Result<(), StoreError> {
-        write_pool!(self, pool => sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND state = 'in_flight'")
-            .bind(key)
-            .execute(pool)
-            .await.map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
-    /// Drops idempotency keys created before `before` (ms).
-    pub async fn idem_expire(&self, before: i64) -> Result<u64, StoreError> {
-        Ok(
-            write_pool!(self, pool => sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1 AND state = 'done'")
-            .bind(before)
-            .execute(pool)
-            .await.map(|r| r.rows_affected()))?,
-        )
     }
 
     /// Whether an API key with this hash exists and is not revoked.
@@ -1007,6 +882,16 @@ impl Store {
         Ok(())
     }
 
+    /// How many disagreements with KakaoPay all reconciler runs found.
+    pub async fn reconciler_mismatches(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = read_pool!(self, pool => sqlx::query_as(
+            "SELECT CAST(COALESCE(SUM(mismatches), 0) AS BIGINT) FROM reconciler_runs",
+        )
+        .fetch_one(pool)
+        .await)?;
+        Ok(n)
+    }
+
     /// The latest reconciler run.
     pub async fn last_run(&self) -> Result<Option<RunRecord>, StoreError> {
         Ok(read_pool!(self, pool => sqlx::query_as::<_, RunRecord>(
@@ -1028,11 +913,14 @@ pub enum RefundOutcome<'a> {
         /// The new refunded amounts of the payment.
         canceled: Amounts,
     },
-    /// Refused.
+    /// Refused, or never applied.
     Failed {
         /// KakaoPay's code or our reason.
         code: &'a str,
         /// Message.
         message: &'a str,
+        /// Nothing happened and the request may be retried with its Idempotency-Key: the refund
+        /// gives the key up, so that the retry makes a new attempt.
+        release_key: bool,
     },
 }

@@ -44,6 +44,12 @@ pub struct PaymentRecord {
     pub approved_at: Option<i64>,
     pub canceled_at: Option<i64>,
     pub next_check_at: Option<i64>,
+    /// The Idempotency-Key of the create request that made it.
+    pub idempotency_key: Option<String>,
+    /// Lookups in a row that left it unclear (the exponent of the back-off).
+    pub check_attempts: i64,
+    /// Approves re-sent after lookups found the buyer authenticated.
+    pub resend_count: i64,
 }
 
 fn amount(n: i64) -> Amount {
@@ -122,6 +128,7 @@ impl PaymentRecord {
         }
         p.canceled_at = c.canceled_at.or(p.canceled_at);
         p.next_check_at = c.next_check_at;
+        p.check_attempts = 0;
         p
     }
 }
@@ -143,6 +150,8 @@ pub struct RefundRecord {
     pub failure_message: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The Idempotency-Key of the refund request that made it.
+    pub idempotency_key: Option<String>,
 }
 
 impl RefundRecord {
@@ -172,6 +181,10 @@ pub struct EventRecord {
     pub upstream_code: Option<i64>,
     pub detail: Option<String>,
     pub at: i64,
+    /// How many identical outcomes in a row this row stands for.
+    pub repeats: i64,
+    /// When the last of them happened (`None`: only one).
+    pub last_at: Option<i64>,
 }
 
 /// A reconciler run row.
@@ -245,19 +258,6 @@ pub struct ListFilter {
     /// Continue after this (created_at, id).
     pub after: Option<(i64, String)>,
     pub limit: i64,
-}
-
-/// What beginning an idempotent request found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IdemBegin {
-    /// This request owns the key now.
-    Started,
-    /// Another request with the key is running.
-    InFlight,
-    /// The key was used with another body.
-    Mismatch,
-    /// The stored answer.
-    Done { status: u16, body: String },
 }
 
 /// A demo-shop order.

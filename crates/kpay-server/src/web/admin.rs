@@ -661,11 +661,13 @@ async fn refund_do(
         .refund(
             &id,
             RefundInput {
-                amount,
+                amount: Some(amount),
                 tax_free: None,
                 vat: None,
                 reason,
             },
+            // The confirmed balance above guards against a double submit.
+            None,
         )
         .await
     {

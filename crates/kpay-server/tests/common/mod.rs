@@ -365,3 +365,34 @@ impl Drop for TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// KakaoPay's own record of a payment (sandbox helper): status, actions, calls.
+    pub async fn kakaopay_record(&self, tid: &str) -> Value {
+        let (status, body) = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/sandbox/test/v1/payments/{tid}"),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// POSTs with an Idempotency-Key.
+    pub async fn post_keyed(&self, path: &str, key: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(API_KEY)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}

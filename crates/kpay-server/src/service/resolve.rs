@@ -1,0 +1,216 @@
+//! Resolving unclear outcomes without storms. Every KakaoPay call made to learn what happened is
+//! bounded:
+//!
+//! * **one resolver per payment**: per process through [`Resolvers`], across instances through the
+//!   payment's lease, which the living holder renews every few seconds (so a killed instance's
+//!   payments are picked up within [`LEASE_MS`]);
+//! * **back-off with jitter**: the background resolver looks soon and then less often; the
+//!   reconciler pushes each still-unclear payment's next lookup out exponentially (to
+//!   [`MAX_BACKOFF`]);
+//! * **bounded re-sends**: an approve is re-sent only after its grace period, each re-send restarts
+//!   that period and doubles the next wait, at most [`MAX_RESENDS`] per approve claim, claimed in
+//!   the database so that only one instance re-sends;
+//! * **bounded callbacks**: browser callbacks (which anyone can forge) cause at most
+//!   [`CALLBACK_CALLS`] KakaoPay calls per payment per minute.
+
+use super::{ServiceError, Services, SyncReport, now_ms};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// How long a payment's lease lasts unless renewed. Short, so that a dead holder's payments are
+/// picked up within seconds; the living holder renews it every [`RENEW_EVERY`].
+pub(crate) const LEASE_MS: i64 = 10_000;
+/// How often a holder renews its lease or idempotency lock.
+pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(3);
+/// Re-sends of one approve claim at most.
+pub(crate) const MAX_RESENDS: i64 = 6;
+/// KakaoPay calls that browser callbacks may cause per payment per [`CALLBACK_WINDOW_MS`].
+pub(crate) const CALLBACK_CALLS: i64 = 5;
+/// The window of [`CALLBACK_CALLS`].
+pub(crate) const CALLBACK_WINDOW_MS: i64 = 60_000;
+/// The longest wait between two lookups of a payment that stays unclear.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The payments this process is resolving in the background.
+#[derive(Clone, Debug, Default)]
+pub struct Resolvers(Arc<Mutex<HashSet<String>>>);
+
+/// Membership in [`Resolvers`], given up when dropped (also when the task panics or is aborted).
+struct Resolving {
+    set: Resolvers,
+    id: String,
+}
+
+impl Resolvers {
+    fn enter(&self, id: &str) -> Option<Resolving> {
+        let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        set.insert(id.to_owned()).then(|| Resolving {
+            set: self.clone(),
+            id: id.to_owned(),
+        })
+    }
+
+    /// Whether a resolver for `id` is running in this process.
+    pub fn contains(&self, id: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
+    }
+}
+
+impl Drop for Resolving {
+    fn drop(&mut self) {
+        self.set
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
+}
+
+/// `d` scaled by a random factor in [½, 1] ("equal jitter"): waits stay near their schedule while
+/// many payments that became unclear together (an outage) spread out.
+pub(crate) fn jittered(d: Duration) -> Duration {
+    use rand::Rng;
+    d.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+/// The wait before the next lookup of a payment that stayed unclear `attempts` times in a row:
+/// one second doubling, at most [`MAX_BACKOFF`], jittered.
+pub(crate) fn backoff(attempts: i64) -> Duration {
+    let exp = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
+    jittered(Duration::from_secs(1u64 << exp).min(MAX_BACKOFF))
+}
+
+/// Milliseconds of a duration, saturating.
+pub(crate) fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+impl Services {
+    /// Looks a payment up at KakaoPay in the background until its unclear step is resolved: soon
+    /// and often at first, then leaves it to the reconciler. At most one per payment in this
+    /// process; across instances, only while holding the payment's lease.
+    pub fn resolve_in_background(&self, id: String) {
+        let Some(resolving) = self.resolvers.enter(&id) else {
+            return;
+        };
+        let services = self.clone();
+        self.tasks.spawn(async move {
+            let _resolving = resolving;
+            let horizon = services.settings.unknown_grace + Duration::from_secs(2);
+            let mut waited = Duration::ZERO;
+            let mut step = Duration::from_millis(100);
+            while waited <= horizon {
+                let wait = jittered(step);
+                tokio::time::sleep(wait).await;
+                waited += wait;
+                step = (step * 2).min(Duration::from_secs(4));
+                match services.sync_leased(&id).await {
+                    Ok(Some(report)) if !report.still_unclear => return,
+                    Ok(_) => {}
+                    Err(ServiceError::Unavailable(e)) => {
+                        // KakaoPay is unreachable: the reconciler probes it and catches up.
+                        tracing::warn!(payment = %id, error = %e, "background lookup failed; leaving it to the reconciler");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(payment = %id, error = %e, "background lookup failed; will retry")
+                    }
+                }
+            }
+        });
+    }
+
+    /// [`Services::sync`] while holding the payment's lease, renewed as long as it runs. `None`
+    /// when another resolver (here or in another instance) holds it.
+    pub async fn sync_leased(&self, id: &str) -> Result<Option<SyncReport>, ServiceError> {
+        let owner = &self.settings.instance;
+        if !self.store.lease_one(id, owner, now_ms(), LEASE_MS).await? {
+            return Ok(None);
+        }
+        let result = self.holding_lease(id, self.sync(id)).await;
+        if let Err(e) = self.store.release(id, owner).await {
+            tracing::warn!(payment = %id, error = %e, "could not release the lease");
+        }
+        result.map(Some)
+    }
+
+    /// Runs `work` while renewing this instance's lease of payment `id`.
+    pub(crate) async fn holding_lease<F: Future>(&self, id: &str, work: F) -> F::Output {
+        let owner = &self.settings.instance;
+        let mut work = std::pin::pin!(work);
+        let mut renew = tokio::time::interval(RENEW_EVERY);
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = renew.tick() => {
+                    if let Err(e) = self.store.renew_lease(id, owner, now_ms() + LEASE_MS).await {
+                        tracing::warn!(payment = %id, error = %e, "could not renew the lease");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A lookup caused by a browser callback (cancel, fail, a late approve): made only while the
+    /// payment's callback budget lasts; otherwise the payment as known.
+    pub async fn sync_from_callback(
+        &self,
+        id: &str,
+    ) -> Result<crate::store::PaymentRecord, ServiceError> {
+        let now = now_ms();
+        if !self
+            .store
+            .take_callback_budget(id, now, CALLBACK_WINDOW_MS, CALLBACK_CALLS)
+            .await?
+        {
+            tracing::info!(payment = %id, "callback budget spent; answering without a lookup");
+            return self.payment(id).await;
+        }
+        match self.sync(id).await {
+            Ok(report) => Ok(report.payment),
+            Err(ServiceError::NotFound(id)) => Err(ServiceError::NotFound(id)),
+            Err(e) => {
+                // KakaoPay unreachable: show what is known; the reconciler settles it.
+                tracing::warn!(payment = %id, error = %e, "lookup after a callback failed");
+                self.payment(id).await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn backoff_grows_and_stays_capped(attempts in 0i64..1000) {
+            let d = backoff(attempts);
+            let full = Duration::from_secs(1u64 << attempts.clamp(0, 16)).min(MAX_BACKOFF);
+            prop_assert!(d <= full);
+            prop_assert!(d >= full / 2);
+        }
+    }
+
+    #[test]
+    fn one_resolver_per_payment() {
+        let r = Resolvers::default();
+        let first = r.enter("pay_1");
+        assert!(first.is_some());
+        assert!(r.enter("pay_1").is_none(), "a second resolver is refused");
+        assert!(r.enter("pay_2").is_some());
+        drop(first);
+        assert!(!r.contains("pay_1"));
+        assert!(
+            r.enter("pay_1").is_some(),
+            "free again once the first ended"
+        );
+    }
+}
