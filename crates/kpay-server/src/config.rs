@@ -35,8 +35,9 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// How often the reconciler looks for due payments.
     pub reconcile_interval: Duration,
-    /// How long after an unclear approve or cancel a lookup that shows "not applied" is believed
-    /// (must exceed the KakaoPay call timeout, so no request can still be in flight).
+    /// How long after an unclear approve or cancel a lookup that shows "not applied" is believed.
+    /// It should cover KakaoPay's own processing time; the server never waits less than
+    /// `kakaopay_timeout` either (until then the call may still be in flight).
     pub unknown_grace: Duration,
     /// Timeout of one KakaoPay call.
     pub kakaopay_timeout: Duration,

@@ -189,6 +189,7 @@ async fn services(
         settings: Arc::new(Settings {
             public_url: public_url.to_owned(),
             unknown_grace: config.unknown_grace,
+            kakaopay_timeout: config.kakaopay_timeout,
             payment_ttl: config.payment_ttl,
             instance: new_id("inst_"),
         }),

@@ -234,3 +234,41 @@ async fn futures_join(app: &TestApp, body: &Value, n: usize) -> Vec<u16> {
     }
     out
 }
+
+/// A refund asked while another is in flight gets 409 `refund_in_progress`; that refusal is not
+/// stored under its key: the same request again, once the first refund finished, is performed.
+async fn a_conflict_is_not_stored_under_the_key(backend: Backend, generation: Generation) {
+    let app = TestApp::spawn(backend, generation).await;
+    let p = app.paid(9000).await;
+    let id = p["id"].as_str().unwrap().to_owned();
+    app.fault(json!({"endpoint": "cancel", "action": "delay", "delay_ms": 1500}))
+        .await;
+    let path = format!("/api/v1/payments/{id}/cancel");
+    let first = {
+        let http = app.http.clone();
+        let url = format!("{}{path}", app.base);
+        tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(API_KEY)
+                .header("Idempotency-Key", "conflict-a")
+                .json(&json!({"amount": 4000}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, busy) = app.post_keyed(&path, "conflict-b", json!({})).await;
+    assert_eq!(status, 409, "{busy}");
+    assert_eq!(busy["error"]["code"], "refund_in_progress");
+    assert_eq!(first.await.unwrap(), 200);
+    let after = app.payment(&id).await;
+    assert_eq!(after["canceled_amount"], 4000, "{after}");
+    let (status, rest) = app.post_keyed(&path, "conflict-b", json!({})).await;
+    assert_eq!(status, 200, "{rest}");
+    assert_eq!(rest["refund"]["amount"], 5000);
+    assert_eq!(rest["status"], "canceled");
+}
+both_backends!(a_conflict_is_not_stored_under_the_key);

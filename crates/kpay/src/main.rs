@@ -1,6 +1,7 @@
 //! `kpay`: one binary for the KakaoPay stack. `kpay serve` runs the payment server (with the
 //! built-in sandbox when no KakaoPay key is configured), `kpay sandbox` the local KakaoPay alone,
-//! `kpay reconcile` one reconciliation pass, `kpay bench …` the load generators.
+//! `kpay reconcile` one reconciliation pass, `kpay bench …` the load generators, `kpay chaos` a
+//! seeded fault run of the whole stack.
 
 mod bench;
 mod sandbox;
@@ -32,6 +33,9 @@ enum Command {
     /// Load tests (bounded, loopback only).
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// A seeded fault run: several servers, a faulty sandbox, SIGKILLs, a PostgreSQL restart;
+    /// checks the ledger against KakaoPay's records (loopback only; see RELIABILITY.md).
+    Chaos(kpay_chaos::ChaosArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
             Command::Reconcile(args) => serve::reconcile(args).await,
             Command::Sandbox(args) => sandbox::run(args).await,
             Command::Bench(b) => bench::run(b).await,
+            Command::Chaos(args) => chaos(args).await,
         }
     });
     match result {
@@ -61,5 +66,17 @@ fn main() -> ExitCode {
             eprintln!("kpay: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `kpay chaos`: the run, its report, and a failure exit when any invariant broke.
+async fn chaos(args: kpay_chaos::ChaosArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let kpay = std::env::current_exe()?;
+    let verdict = kpay_chaos::run(args, kpay).await?;
+    print!("{}", verdict.report());
+    if verdict.pass() {
+        Ok(())
+    } else {
+        Err("the chaos run found violations".into())
     }
 }

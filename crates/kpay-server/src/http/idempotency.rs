@@ -1,6 +1,7 @@
 //! `Idempotency-Key` on every POST of the merchant API: the same key and body get the stored answer
 //! again; the same key with another body gets 422; the same key while the first request runs gets
-//! 409. Answers below 500 are stored; a 5xx frees the key so that the client can retry.
+//! 409. Answers are stored, except a 5xx or a 409 (a conflict with another request, such as a
+//! refund still in flight): those had no effect and free the key, so that the client can retry.
 //!
 //! The key names an *effect*. The request runs in a task of its own, so that a client hanging up
 //! never cuts a money operation short, and holds the key with a short lock that it renews while it
@@ -163,7 +164,9 @@ async fn run_holding_key(
             .into_response();
         }
     };
-    let stored = if parts.status.is_server_error() {
+    // Nothing happened under a 5xx or a 409: a retry with the key must run again, not replay a
+    // transient refusal (say `refund_in_progress`) forever.
+    let stored = if parts.status.is_server_error() || parts.status == StatusCode::CONFLICT {
         store.idem_release(&key, &token).await
     } else {
         store

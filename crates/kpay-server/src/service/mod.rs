@@ -54,6 +54,8 @@ pub struct Settings {
     pub public_url: String,
     /// See [`crate::ServerConfig::unknown_grace`].
     pub unknown_grace: Duration,
+    /// How long one KakaoPay call may take (the client's timeout).
+    pub kakaopay_timeout: Duration,
     /// How long a ready stays payable.
     pub payment_ttl: Duration,
     /// This instance's name (leases, logs).
@@ -184,8 +186,15 @@ impl Services {
             .ok_or_else(|| ServiceError::NotFound(id.to_owned()))
     }
 
+    /// How long after a call was sent its outcome may still change: the grace period, and never
+    /// less than the call's own timeout (a lookup while the call is still out proves nothing; a
+    /// grace shorter than the timeout would free a refund whose cancel is still on its way).
     fn grace_ms(&self) -> i64 {
-        i64::try_from(self.settings.unknown_grace.as_millis()).unwrap_or(i64::MAX / 4)
+        let grace = self
+            .settings
+            .unknown_grace
+            .max(self.settings.kakaopay_timeout);
+        i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 4)
     }
 
     /// Whether `status` is one whose truth lives at KakaoPay.

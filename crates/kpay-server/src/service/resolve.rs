@@ -28,6 +28,8 @@ pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(3);
 pub(crate) const MAX_RESENDS: i64 = 6;
 /// KakaoPay calls that browser callbacks may cause per payment per [`CALLBACK_WINDOW_MS`].
 pub(crate) const CALLBACK_CALLS: i64 = 5;
+/// When the reconciler looks after a callback's own lookup failed.
+const CALLBACK_RETRY_MS: i64 = 2_000;
 /// The window of [`CALLBACK_CALLS`].
 pub(crate) const CALLBACK_WINDOW_MS: i64 = 60_000;
 /// The longest wait between two lookups of a payment that stays unclear.
@@ -101,7 +103,8 @@ impl Services {
         let services = self.clone();
         self.tasks.spawn(async move {
             let _resolving = resolving;
-            let horizon = services.settings.unknown_grace + Duration::from_secs(2);
+            let horizon = Duration::from_millis(services.grace_ms().unsigned_abs())
+                + Duration::from_secs(2);
             let mut waited = Duration::ZERO;
             let mut step = Duration::from_millis(100);
             while waited <= horizon {
@@ -176,8 +179,10 @@ impl Services {
             Ok(report) => Ok(report.payment),
             Err(ServiceError::NotFound(id)) => Err(ServiceError::NotFound(id)),
             Err(e) => {
-                // KakaoPay unreachable: show what is known; the reconciler settles it.
+                // KakaoPay unreachable: show what is known, and let the reconciler look soon (the
+                // buyer's news, say a quit, must not wait for the 15 minutes).
                 tracing::warn!(payment = %id, error = %e, "lookup after a callback failed");
+                self.store.check_by(id, now + CALLBACK_RETRY_MS).await?;
                 self.payment(id).await
             }
         }

@@ -111,6 +111,18 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the next lookup of a payment due at `at` at the latest (an earlier one stays).
+    pub async fn check_by(&self, id: &str, at: i64) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query(
+            "UPDATE payments SET next_check_at = $1 WHERE id = $2 AND (next_check_at IS NULL OR next_check_at > $1)",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     /// Claims the re-send of an approve: only one caller (any instance) wins for the approve that
     /// started at `started`, and only while fewer than `max` re-sends were made. The re-send
     /// becomes the new start, so the grace period is judged from it.

@@ -149,7 +149,8 @@ pub fn config(scratch: &Scratch, generation: Generation) -> ServerConfig {
     c.api_key = Some(SecretString::from(API_KEY));
     c.unknown_grace = Duration::from_millis(800);
     c.reconcile_interval = Duration::from_millis(300);
-    c.kakaopay_timeout = Duration::from_secs(5);
+    // Short, so that the grace period (never shorter than the timeout) stays short too.
+    c.kakaopay_timeout = Duration::from_secs(2);
     c.shutdown_timeout = Duration::from_secs(5);
     c
 }
