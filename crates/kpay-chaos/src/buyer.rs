@@ -365,7 +365,7 @@ pub fn timing_summary(outcomes: &[Outcome]) -> String {
         ));
     }
     let mut slow: Vec<&Outcome> = outcomes.iter().collect();
-    slow.sort_by(|a, b| b.elapsed.cmp(&a.elapsed));
+    slow.sort_by_key(|o| std::cmp::Reverse(o.elapsed));
     let slowest: Vec<String> = slow
         .iter()
         .take(3)
