@@ -2,7 +2,7 @@
 //! a pending refund), leases them so that each is handled by one instance at a time, looks them up
 //! at KakaoPay and converges the ledger. `kpay reconcile` runs one pass by hand with a full report.
 
-use crate::service::resolve::{LEASE_MS, backoff, ms};
+use crate::service::resolve::{LEASE_MS, backoff, lease_token, ms};
 use crate::service::{ServiceError, Services, SyncReport, new_id, now_ms};
 use crate::store::RunRecord;
 use std::sync::Arc;
@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Payments looked at per batch.
 const BATCH: i64 = 64;
+/// Batches per pass at most: a pass ends, whatever is due.
+const MAX_BATCHES: usize = 32;
 /// Lookups in flight at once.
 const PARALLEL: usize = 8;
 
@@ -95,11 +97,19 @@ async fn reconcile_one(
         Ok(false) => return None,
         Err(e) => return Some(Err(e.into())),
     }
-    let result = services.holding_lease(&p.id, services.sync(&p.id)).await;
+    let result = services
+        .holding_lease(&p.id, owner, services.sync(&p.id))
+        .await;
     let next = match &result {
         // Still unclear although KakaoPay answered: look again later and later.
         Ok(r) if r.still_unclear => Some(now_ms() + ms(backoff(p.check_attempts))),
-        Ok(_) => None,
+        Ok(_) => {
+            // Settled: nothing more to look up (unless the sync scheduled a later check itself).
+            if let Err(e) = services.store.settle_check(&p.id, now_ms()).await {
+                tracing::warn!(payment = %p.id, error = %e, "could not settle the check");
+            }
+            None
+        }
         Err(e) => {
             tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed");
             if matches!(e, ServiceError::Unavailable(_)) {
@@ -132,9 +142,9 @@ impl Reconciler {
     /// Leases due payments in batches and syncs each; records the run.
     pub async fn run_pass(&self) -> PassReport {
         let started = now_ms();
-        let owner = &self.services.settings.instance;
+        let owner = &lease_token(&self.services.settings.instance);
         let mut report = PassReport::default();
-        loop {
+        for _ in 0..MAX_BATCHES {
             let due = match self
                 .services
                 .store

@@ -19,11 +19,15 @@ ALTER TABLE idempotency_keys ADD COLUMN lock_token TEXT;
 -- Bounded calls toward KakaoPay per payment:
 --   check_attempts: lookups in a row that left the payment unclear (back-off exponent);
 --   resend_count:   approve re-sends after a lookup found the buyer authenticated;
---   callback_window/callback_calls: KakaoPay calls caused by browser callbacks in the current minute.
+--   callback_window/callback_calls: order lookups caused by browser callbacks in the current minute;
+--   claim_window/claim_calls: approve claims (each an approve call) in the current minute. Separate,
+--   so that forged cancel/fail callbacks cannot spend the real buyer's approve.
 ALTER TABLE payments ADD COLUMN check_attempts BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE payments ADD COLUMN resend_count BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE payments ADD COLUMN callback_window BIGINT;
 ALTER TABLE payments ADD COLUMN callback_calls BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE payments ADD COLUMN claim_window BIGINT;
+ALTER TABLE payments ADD COLUMN claim_calls BIGINT NOT NULL DEFAULT 0;
 
 -- Repeated identical outcomes are one event row with a count and the time of the last one.
 ALTER TABLE payment_events ADD COLUMN repeats BIGINT NOT NULL DEFAULT 1;

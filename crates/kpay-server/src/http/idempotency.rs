@@ -6,8 +6,8 @@
 //! The key names an *effect*. The request runs in a task of its own, so that a client hanging up
 //! never cuts a money operation short, and holds the key with a short lock that it renews while it
 //! runs. A request whose process died stops renewing; within [`LOCK_MS`] a retry takes the key over
-//! and the handler, given the key ([`IdempotencyKey`] with `fresh: false`), finds the payment or
-//! refund the first attempt stored with the key and answers with it: it never performs it again. A
+//! and the handler, given the key ([`IdempotencyKey`]), finds the payment or refund the first
+//! attempt stored with the key and answers with it: it never performs it again. A
 //! stored 202 (a refund still being confirmed) is not replayed as it was: the retry answers with
 //! the refund as it is now.
 
@@ -76,8 +76,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         Ok(b) => b,
         Err(e) => return ApiError::from(crate::service::ServiceError::Store(e)).into_response(),
     };
-    let fresh = match begun {
-        IdemBegin::Started { fresh } => fresh,
+    match begun {
+        IdemBegin::Started { .. } => {}
         IdemBegin::InFlight => {
             return ApiError::new(
                 StatusCode::CONFLICT,
@@ -107,10 +107,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         }
     };
     let mut req = Request::from_parts(parts, Body::from(bytes));
-    req.extensions_mut().insert(IdempotencyKey {
-        key: key.clone(),
-        fresh,
-    });
+    req.extensions_mut()
+        .insert(IdempotencyKey { key: key.clone() });
     let run = state
         .services
         .tasks

@@ -64,6 +64,7 @@ impl Services {
                 .claim_approve(id, pg_token.expose(), now, next_check)
                 .await?
             {
+                let claimed = self.restamp_approve(claimed, now).await?;
                 return self.send_approve(&claimed, pg_token).await;
             }
             let p = self.payment(id).await?;

@@ -67,7 +67,7 @@ impl Services {
         input: CreatePayment,
         key: Option<&IdempotencyKey>,
     ) -> Result<PaymentRecord, ServiceError> {
-        if let Some(k) = key.filter(|k| !k.fresh)
+        if let Some(k) = key
             && let Some(existing) = self.store.payment_by_key(&k.key).await?
         {
             return Ok(existing);

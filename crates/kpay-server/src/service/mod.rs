@@ -37,14 +37,13 @@ pub struct Services {
 }
 
 /// The Idempotency-Key of the request being served, as the idempotency layer hands it to the use
-/// cases that bind it to their effect.
+/// cases that bind it to their effect. They look for the effect first, whatever the key's row
+/// says: a first attempt may have made it and then failed to store its answer (a crash, or a
+/// database error answered with a 5xx, which frees the key).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotencyKey {
     /// The key.
     pub key: String,
-    /// Whether the key is new. When it is not (the request is a takeover after its first holder
-    /// died, or the refresh of a pending answer), its effect may exist and is looked for first.
-    pub fresh: bool,
 }
 
 /// Settings of the use cases.

@@ -41,7 +41,7 @@ impl Services {
         input: RefundInput,
         key: Option<&IdempotencyKey>,
     ) -> Result<RefundResult, ServiceError> {
-        if let Some(k) = key.filter(|k| !k.fresh)
+        if let Some(k) = key
             && let Some(existing) = self.store.refund_by_key(&k.key).await?
         {
             return self.refund_outcome(existing).await;
@@ -110,7 +110,7 @@ impl Services {
                 Err(e) => return Err(e.into()),
             };
             match begun {
-                BeginRefund::Started => {}
+                BeginRefund::Started => self.restamp_refund(&refund.id, now).await?,
                 BeginRefund::InFlight => return self.in_progress(key).await,
                 BeginRefund::Changed => continue,
             }

@@ -28,6 +28,8 @@ pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(3);
 pub(crate) const MAX_RESENDS: i64 = 6;
 /// KakaoPay calls that browser callbacks may cause per payment per [`CALLBACK_WINDOW_MS`].
 pub(crate) const CALLBACK_CALLS: i64 = 5;
+/// A database write slower than this moves an unclear call's stamp to when it is really sent.
+const SLOW_WRITE_MS: i64 = 500;
 /// When the reconciler looks after a callback's own lookup failed.
 const CALLBACK_RETRY_MS: i64 = 2_000;
 /// The window of [`CALLBACK_CALLS`].
@@ -87,6 +89,12 @@ pub(crate) fn backoff(attempts: i64) -> Duration {
     jittered(Duration::from_secs(1u64 << exp).min(MAX_BACKOFF))
 }
 
+/// A lease owner for one acquisition: the instance, for people reading the table, and a random
+/// part, so that two tasks of one instance never share a lease.
+pub(crate) fn lease_token(instance: &str) -> String {
+    super::new_id(&format!("{instance}/"))
+}
+
 /// Milliseconds of a duration, saturating.
 pub(crate) fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
@@ -131,20 +139,24 @@ impl Services {
     /// [`Services::sync`] while holding the payment's lease, renewed as long as it runs. `None`
     /// when another resolver (here or in another instance) holds it.
     pub async fn sync_leased(&self, id: &str) -> Result<Option<SyncReport>, ServiceError> {
-        let owner = &self.settings.instance;
+        let owner = &lease_token(&self.settings.instance);
         if !self.store.lease_one(id, owner, now_ms(), LEASE_MS).await? {
             return Ok(None);
         }
-        let result = self.holding_lease(id, self.sync(id)).await;
+        let result = self.holding_lease(id, owner, self.sync(id)).await;
         if let Err(e) = self.store.release(id, owner).await {
             tracing::warn!(payment = %id, error = %e, "could not release the lease");
         }
         result.map(Some)
     }
 
-    /// Runs `work` while renewing this instance's lease of payment `id`.
-    pub(crate) async fn holding_lease<F: Future>(&self, id: &str, work: F) -> F::Output {
-        let owner = &self.settings.instance;
+    /// Runs `work` while renewing `owner`'s lease of payment `id`.
+    pub(crate) async fn holding_lease<F: Future>(
+        &self,
+        id: &str,
+        owner: &str,
+        work: F,
+    ) -> F::Output {
         let mut work = std::pin::pin!(work);
         let mut renew = tokio::time::interval(RENEW_EVERY);
         renew.tick().await;
@@ -152,12 +164,45 @@ impl Services {
             tokio::select! {
                 out = &mut work => return out,
                 _ = renew.tick() => {
-                    if let Err(e) = self.store.renew_lease(id, owner, now_ms() + LEASE_MS).await {
-                        tracing::warn!(payment = %id, error = %e, "could not renew the lease");
+                    match self.store.renew_lease(id, owner, now_ms() + LEASE_MS).await {
+                        Ok(true) => {}
+                        // Work already under way finishes (its writes are conditional); another
+                        // resolver may now look too, which costs a lookup, not money.
+                        Ok(false) => tracing::warn!(payment = %id, "lease lost while resolving"),
+                        Err(e) => tracing::warn!(payment = %id, error = %e, "could not renew the lease"),
                     }
                 }
             }
         }
+    }
+
+    /// The grace period of an approve is judged from the moment it is sent. Stamped in the claim,
+    /// that is before the database write, which may have waited (a busy SQLite writer, a
+    /// PostgreSQL pool at its limit): after a slow write the stamp moves to now, so a lookup never
+    /// believes "not applied" while the call may still be out.
+    pub(crate) async fn restamp_approve(
+        &self,
+        mut p: crate::store::PaymentRecord,
+        stamped: i64,
+    ) -> Result<crate::store::PaymentRecord, ServiceError> {
+        let now = now_ms();
+        if now - stamped > SLOW_WRITE_MS && self.store.restamp_approve(&p.id, stamped, now).await? {
+            p.approve_started_at = Some(now);
+        }
+        Ok(p)
+    }
+
+    /// [`Services::restamp_approve`] for a refund about to be sent.
+    pub(crate) async fn restamp_refund(
+        &self,
+        refund_id: &str,
+        stamped: i64,
+    ) -> Result<(), ServiceError> {
+        let now = now_ms();
+        if now - stamped > SLOW_WRITE_MS {
+            self.store.restamp_refund(refund_id, now).await?;
+        }
+        Ok(())
     }
 
     /// A lookup caused by a browser callback (cancel, fail, a late approve): made only while the

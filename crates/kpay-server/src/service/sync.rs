@@ -289,6 +289,7 @@ impl Services {
                     resend_count: p.resend_count + 1,
                     ..p.clone()
                 };
+                let resending = self.restamp_approve(resending, now).await?;
                 self.send_approve(&resending, token).await?;
                 return Ok(true);
             } else {
@@ -432,7 +433,7 @@ impl Services {
                 refund.id
             ));
             self.store
-                .record_external_refund(&refund, from, to, remote, &ev)
+                .record_external_refund(&refund, from, to, remote, local.total.won(), &ev)
                 .await?;
         }
         Ok(())

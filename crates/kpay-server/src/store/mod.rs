@@ -124,14 +124,15 @@ const UPDATE_PAYMENT: &str = "UPDATE payments SET status = $1, updated_at = $2, 
     WHERE id = $17 AND status = $18";
 
 /// The approve claim ($1 now, $2 pg_token, $3 next check, $4 id, $5 start of the callback window,
-/// $6 calls allowed per window): takes one call from the payment's callback budget and resets the
-/// re-send count of the new approve.
+/// $6 claims allowed per window): takes one claim from the payment's claim budget (its own, not
+/// the lookups': forged cancel/fail callbacks cannot spend it) and resets the re-send count of the
+/// new approve.
 const CLAIM_APPROVE: &str = "UPDATE payments SET status = 'approving', updated_at = $1, pg_token = $2, \
     approve_started_at = $1, next_check_at = $3, resend_count = 0, check_attempts = 0, \
-    callback_calls = CASE WHEN callback_window IS NULL OR callback_window <= $5 THEN 1 ELSE callback_calls + 1 END, \
-    callback_window = CASE WHEN callback_window IS NULL OR callback_window <= $5 THEN $1 ELSE callback_window END \
+    claim_calls = CASE WHEN claim_window IS NULL OR claim_window <= $5 THEN 1 ELSE claim_calls + 1 END, \
+    claim_window = CASE WHEN claim_window IS NULL OR claim_window <= $5 THEN $1 ELSE claim_window END \
     WHERE id = $4 AND status = 'ready' AND expires_at > $1 \
-    AND (callback_window IS NULL OR callback_window <= $5 OR callback_calls < $6)";
+    AND (claim_window IS NULL OR claim_window <= $5 OR claim_calls < $6)";
 
 const INSERT_EVENT: &str = "INSERT INTO payment_events (payment_id, from_status, to_status, cause, upstream_code, \
     detail, at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
@@ -751,13 +752,16 @@ impl Store {
         })
     }
 
-    /// Records a refund KakaoPay made that this ledger did not know of (found by reconciliation).
+    /// Records a refund KakaoPay made that this ledger did not know of (found by reconciliation),
+    /// only if the payment still has `known_canceled_total` refunded: a refund recorded meanwhile
+    /// (the lookup may be older than it) must not be recorded a second time.
     pub async fn record_external_refund(
         &self,
         refund: &RefundRecord,
         from: PaymentStatus,
         to: PaymentStatus,
         canceled: Amounts,
+        known_canceled_total: i64,
         event: &NewEvent,
     ) -> Result<bool, StoreError> {
         write_pool!(self, pool => {
@@ -765,7 +769,7 @@ impl Store {
             let n = sqlx::query(
                 "UPDATE payments SET status = $1, updated_at = $2, canceled_total = $3, canceled_tax_free = $4, \
                  canceled_vat = $5, canceled_green_deposit = $6, canceled_at = $7 WHERE id = $8 AND status = $9 \
-                 AND refund_in_flight IS NULL",
+                 AND refund_in_flight IS NULL AND canceled_total = $10",
             )
             .bind(to.as_str())
             .bind(refund.created_at)
@@ -776,6 +780,7 @@ impl Store {
             .bind(refund.created_at)
             .bind(&refund.payment_id)
             .bind(from.as_str())
+            .bind(known_canceled_total)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -61,8 +61,9 @@ impl Store {
         Ok(())
     }
 
-    /// Leases one payment to `owner` until `now + lease_ms`, if nobody else holds it. `true` when
-    /// `owner` holds it now.
+    /// Leases one payment to `owner` (a token of one acquisition, not of the process: two tasks
+    /// of one instance must not both hold it) until `now + lease_ms`, if nobody holds it. `true`
+    /// when `owner` holds it now.
     pub async fn lease_one(
         &self,
         id: &str,
@@ -72,7 +73,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let n = write_pool!(self, pool => sqlx::query(
             "UPDATE payments SET lease_owner = $1, lease_until = $2 \
-             WHERE id = $3 AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)",
+             WHERE id = $3 AND (lease_until IS NULL OR lease_until < $4)",
         )
         .bind(owner)
         .bind(now + lease_ms)
@@ -111,6 +112,21 @@ impl Store {
         Ok(())
     }
 
+    /// Clears a check that is due on a payment whose outcome is settled (not `ready`, not
+    /// `approving`, no refund in flight): a late `schedule_check` must not keep a finished payment
+    /// due forever.
+    pub async fn settle_check(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query(
+            "UPDATE payments SET next_check_at = NULL, check_attempts = 0 WHERE id = $1 AND next_check_at <= $2 \
+             AND status NOT IN ('ready', 'approving') AND refund_in_flight IS NULL",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
     /// Makes the next lookup of a payment due at `at` at the latest (an earlier one stays).
     pub async fn check_by(&self, id: &str, at: i64) -> Result<(), StoreError> {
         write_pool!(self, pool => sqlx::query(
@@ -118,6 +134,36 @@ impl Store {
         )
         .bind(at)
         .bind(id)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Moves the start of an approve from `stamped` to `now` (see `Services::restamp_approve`).
+    pub async fn restamp_approve(
+        &self,
+        id: &str,
+        stamped: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = write_pool!(self, pool => sqlx::query(
+            "UPDATE payments SET approve_started_at = $1 WHERE id = $2 AND status = 'approving' AND approve_started_at = $3",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(stamped)
+        .execute(pool)
+        .await.map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Moves a pending refund's stamp (its `updated_at`, from which its grace is judged) to `now`.
+    pub async fn restamp_refund(&self, refund_id: &str, now: i64) -> Result<(), StoreError> {
+        write_pool!(self, pool => sqlx::query(
+            "UPDATE refunds SET updated_at = $1 WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(refund_id)
         .execute(pool)
         .await.map(|r| r.rows_affected()))?;
         Ok(())
