@@ -8,10 +8,14 @@ CREATE UNIQUE INDEX payments_idempotency_key ON payments (idempotency_key) WHERE
 ALTER TABLE refunds ADD COLUMN idempotency_key TEXT;
 CREATE UNIQUE INDEX refunds_idempotency_key ON refunds (idempotency_key) WHERE idempotency_key IS NOT NULL;
 
--- One payment per merchant order that can still be, or has been, paid. A new payment for the same
--- order is allowed once the previous one ended unpaid (quit, failed, expired).
-CREATE UNIQUE INDEX payments_live_order ON payments (partner_order_id)
+-- One payment per merchant order that can still be, or has been, paid: the payment holds the
+-- order's slot (its partner_order_id) until it ends unpaid (quit, failed, expired), when the slot
+-- is set NULL and a new payment may take it. A slot rather than a partial index over the status:
+-- the hot path's status changes then never touch the unique index.
+ALTER TABLE payments ADD COLUMN order_slot TEXT;
+UPDATE payments SET order_slot = partner_order_id
     WHERE status IN ('ready', 'approving', 'approved', 'partially_canceled', 'canceled');
+CREATE UNIQUE INDEX payments_order_slot ON payments (order_slot);
 
 -- The lock of an in-flight key belongs to one request, which renews it while it runs.
 ALTER TABLE idempotency_keys ADD COLUMN lock_token TEXT;

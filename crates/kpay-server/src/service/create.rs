@@ -61,7 +61,9 @@ impl Services {
     /// been, paid (`duplicate_order` otherwise).
     ///
     /// A process killed between ready and storing the payment leaves a TID that nobody was sent
-    /// to: KakaoPay lets it expire, and the retry makes a new one.
+    /// to: KakaoPay lets it expire, and the retry makes a new one. The order's uniqueness is the
+    /// database's (checked when the payment is stored, not read before on every create): a
+    /// duplicate costs one ready whose TID is left to expire.
     pub async fn create_payment(
         &self,
         input: CreatePayment,
@@ -71,11 +73,6 @@ impl Services {
             && let Some(existing) = self.store.payment_by_key(&k.key).await?
         {
             return Ok(existing);
-        }
-        if let Some(order) = &input.partner_order_id
-            && let Some(existing) = self.store.live_payment_for_order(order.as_str()).await?
-        {
-            return Err(duplicate_order(&existing));
         }
         let id = new_id("pay_");
         let partner_order_id = match input.partner_order_id {

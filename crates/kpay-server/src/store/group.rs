@@ -5,7 +5,7 @@
 
 use super::{
     CLAIM_APPROVE, Changes, INSERT_EVENT, INSERT_PAYMENT, NewEvent, PAYMENT_COLUMNS, PaymentRecord,
-    StoreError, UPDATE_PAYMENT,
+    StoreError, update_sql,
 };
 use crate::domain::PaymentStatus;
 use crate::service::resolve::{CALLBACK_CALLS, CALLBACK_WINDOW_MS};
@@ -154,7 +154,7 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Done, sqlx::Error
             event,
             now,
         } => {
-            let n = bind_update!(sqlx::query(UPDATE_PAYMENT), to, *now, changes, id, from)
+            let n = bind_update!(sqlx::query(update_sql(*to)), to, *now, changes, id, from)
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();

@@ -177,7 +177,7 @@ impl Store {
     pub async fn payment_by_key(&self, key: &str) -> Result<Option<PaymentRecord>, StoreError> {
         let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE idempotency_key = $1");
         Ok(
-            write_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(key).fetch_optional(pool).await)?,
+            read_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(key).fetch_optional(pool).await)?,
         )
     }
 
@@ -186,22 +186,19 @@ impl Store {
         let sql = "SELECT id, payment_id, status, amount, tax_free, vat, green_deposit, cancelable_before, reason, aid, \
                    failure_code, failure_message, created_at, updated_at, idempotency_key FROM refunds WHERE idempotency_key = $1";
         Ok(
-            write_pool!(self, pool => sqlx::query_as::<_, RefundRecord>(sql).bind(key).fetch_optional(pool).await)?,
+            read_pool!(self, pool => sqlx::query_as::<_, RefundRecord>(sql).bind(key).fetch_optional(pool).await)?,
         )
     }
 
-    /// The payment of a merchant order that can still be, or has been, paid (at most one: a
-    /// partial unique index holds it so).
+    /// The payment of a merchant order that can still be, or has been, paid (at most one: it holds
+    /// the order's slot, a unique column).
     pub async fn live_payment_for_order(
         &self,
         partner_order_id: &str,
     ) -> Result<Option<PaymentRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE partner_order_id = $1 \
-             AND status IN ('ready', 'approving', 'approved', 'partially_canceled', 'canceled')"
-        );
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_slot = $1");
         Ok(
-            write_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(partner_order_id).fetch_optional(pool).await)?,
+            read_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(partner_order_id).fetch_optional(pool).await)?,
         )
     }
 }

@@ -110,18 +110,40 @@ const PAYMENT_COLUMNS: &str = "id, status, cid, tid, aid, partner_order_id, part
 const INSERT_PAYMENT: &str = "INSERT INTO payments (id, status, cid, tid, aid, partner_order_id, partner_user_id, \
     item_name, item_code, quantity, amount_total, amount_tax_free, amount_vat, amount_green_deposit, channel, \
     redirect_url, redirect_pc_url, redirect_mobile_url, redirect_app_url, return_url, created_at, updated_at, \
-    expires_at, next_check_at, idempotency_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-    $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)";
+    expires_at, next_check_at, idempotency_key, order_slot) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+    $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $6)";
 
-const UPDATE_PAYMENT: &str = "UPDATE payments SET status = $1, updated_at = $2, \
+/// The status change of a payment; `$extra` adds assignments.
+macro_rules! update_payment {
+    ($extra:literal) => {
+        concat!("UPDATE payments SET status = $1, updated_at = $2, \
     pg_token = COALESCE($3, pg_token), approve_started_at = COALESCE($4, approve_started_at), \
     aid = COALESCE($5, aid), approved_at = COALESCE($6, approved_at), \
     payment_method_type = COALESCE($7, payment_method_type), card_info = COALESCE($8, card_info), \
     failure_code = COALESCE($9, failure_code), failure_message = COALESCE($10, failure_message), \
     canceled_total = COALESCE($11, canceled_total), canceled_tax_free = COALESCE($12, canceled_tax_free), \
     canceled_vat = COALESCE($13, canceled_vat), canceled_green_deposit = COALESCE($14, canceled_green_deposit), \
-    canceled_at = COALESCE($15, canceled_at), next_check_at = $16, check_attempts = 0 \
-    WHERE id = $17 AND status = $18";
+    canceled_at = COALESCE($15, canceled_at), next_check_at = $16, check_attempts = 0", $extra, " \
+    WHERE id = $17 AND status = $18")
+    };
+}
+
+/// A status change.
+const UPDATE_PAYMENT: &str = update_payment!("");
+/// A status change that ends the payment unpaid: the merchant order may be paid by a new payment,
+/// so the payment gives up the order's slot. Only these changes touch `order_slot`, whose unique
+/// index then costs nothing on the hot path (ready → approving → approved).
+const UPDATE_PAYMENT_ENDING_UNPAID: &str = update_payment!(", order_slot = NULL");
+
+/// The statement for a change to `to`.
+fn update_sql(to: PaymentStatus) -> &'static str {
+    match to {
+        PaymentStatus::Quit | PaymentStatus::Failed | PaymentStatus::Expired => {
+            UPDATE_PAYMENT_ENDING_UNPAID
+        }
+        _ => UPDATE_PAYMENT,
+    }
+}
 
 /// The approve claim ($1 now, $2 pg_token, $3 next check, $4 id, $5 start of the callback window,
 /// $6 claims allowed per window): takes one claim from the payment's claim budget (its own, not
@@ -442,8 +464,9 @@ impl Store {
         let done = match &self.db {
             Db::Postgres(pool) => {
                 let sql = format!(
-                    "WITH u AS ({UPDATE_PAYMENT} RETURNING id) INSERT INTO payment_events (payment_id, from_status, \
-                     to_status, cause, upstream_code, detail, at) SELECT id, $18, $1, $19, $20, $21, $2 FROM u"
+                    "WITH u AS ({} RETURNING id) INSERT INTO payment_events (payment_id, from_status, \
+                     to_status, cause, upstream_code, detail, at) SELECT id, $18, $1, $19, $20, $21, $2 FROM u",
+                    update_sql(to)
                 );
                 bind_update!(sqlx::query(&sql), to, now, changes, id, from)
                     .bind(&event.cause)
