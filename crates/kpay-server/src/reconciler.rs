@@ -2,7 +2,7 @@
 //! a pending refund), leases them so that each is handled by one instance at a time, looks them up
 //! at KakaoPay and converges the ledger. `kpay reconcile` runs one pass by hand with a full report.
 
-use crate::service::resolve::{LEASE_MS, backoff, lease_token, ms};
+use crate::service::resolve::{LEASE_MS, backoff, jittered, lease_token, ms};
 use crate::service::{ServiceError, Services, SyncReport, new_id, now_ms};
 use crate::store::RunRecord;
 use std::sync::Arc;
@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Payments looked at per batch.
 const BATCH: i64 = 64;
+/// How soon a payment whose lookup found KakaoPay down is probed again.
+const OUTAGE_RETRY: Duration = Duration::from_secs(5);
 /// Batches per pass at most: a pass ends, whatever is due.
 const MAX_BATCHES: usize = 32;
 /// Lookups in flight at once.
@@ -110,11 +112,20 @@ async fn reconcile_one(
             }
             None
         }
+        Err(ServiceError::Unavailable(e)) => {
+            // KakaoPay is down: the pass stops calling (the flag), and the payment is probed again
+            // soon without growing its back-off, so that it is settled within seconds of the end
+            // of the outage. Calls stay bounded by the pass, not by the payment.
+            tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed: KakaoPay unavailable");
+            outage.store(true, Ordering::Relaxed);
+            let retry = now_ms() + ms(jittered(OUTAGE_RETRY));
+            if let Err(e) = services.store.schedule_check(&p.id, Some(retry)).await {
+                tracing::warn!(payment = %p.id, error = %e, "could not schedule the next lookup");
+            }
+            None
+        }
         Err(e) => {
             tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed");
-            if matches!(e, ServiceError::Unavailable(_)) {
-                outage.store(true, Ordering::Relaxed);
-            }
             Some(now_ms() + ms(backoff(p.check_attempts.max(3))))
         }
     };

@@ -275,3 +275,45 @@ async fn a_conflict_is_not_stored_under_the_key(backend: Backend, generation: Ge
     assert_eq!(rest["status"], "canceled");
 }
 both_backends!(a_conflict_is_not_stored_under_the_key);
+
+/// KakaoPay's order lookup is down while an approve's outcome is unknown: lookups stay few (the
+/// reconciler probes, it does not call for every payment on every pass), and the payment is settled
+/// within seconds once KakaoPay answers again.
+async fn an_outage_costs_few_calls_and_is_caught_up_quickly(
+    backend: Backend,
+    generation: Generation,
+) {
+    let app = TestApp::spawn(backend, generation).await;
+    let p = app.create(6600).await;
+    let id = p["id"].as_str().unwrap();
+    let callback = app.authorize(&p).await;
+    app.fault(json!({"endpoint": "approve", "action": "commit_then_drop"}))
+        .await;
+    app.fault(json!({"endpoint": "order", "action": "error", "error_code": -500, "http_status": 503, "count": 100000}))
+        .await;
+    app.browse(&callback).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let during = app.kakaopay_record(p["tid"].as_str().unwrap()).await["calls"]["order"]
+        .as_u64()
+        .unwrap();
+    // The reconciler runs every 0.3 s here; it probes the payment about every 2.5–5 s (a storm
+    // would be hundreds).
+    assert!(during <= 40, "{during} lookups in 20 s of outage");
+    let p = app.payment(id).await;
+    assert_eq!(p["status"], "approving", "{p}");
+    app.send(
+        reqwest::Method::DELETE,
+        "/sandbox/test/v1/faults",
+        None,
+        None,
+    )
+    .await;
+    let ended = std::time::Instant::now();
+    app.wait_for(id, "approved").await;
+    assert!(
+        ended.elapsed() < Duration::from_secs(8),
+        "caught up {:?} after the outage",
+        ended.elapsed()
+    );
+}
+both_backends!(an_outage_costs_few_calls_and_is_caught_up_quickly);

@@ -92,22 +92,20 @@ impl Stack {
         .1
     }
 
-    /// A payment of `total` that the buyer paid: (id, tid).
-    fn paid(&self, total: i64) -> (String, String) {
-        let (status, p) = self.api(
-            "POST",
-            "/api/v1/payments",
-            None,
-            Some(
-                &json!({"partner_user_id":"u","item_name":"i","quantity":1,"total_amount":total})
-                    .to_string(),
-            ),
-        );
+    /// A new payment of `total`: (id, tid).
+    fn create(&self, total: i64) -> (String, String) {
+        let body = json!({"partner_user_id":"u","item_name":"i","quantity":1,"total_amount":total});
+        let (status, p) = self.api("POST", "/api/v1/payments", None, Some(&body.to_string()));
         assert_eq!(status, 201, "{p}");
-        let (id, tid) = (
+        (
             p["id"].as_str().unwrap().to_owned(),
             p["tid"].as_str().unwrap().to_owned(),
-        );
+        )
+    }
+
+    /// A payment of `total` that the buyer paid: (id, tid).
+    fn paid(&self, total: i64) -> (String, String) {
+        let (id, tid) = self.create(total);
         let auth = self.helper(&format!("/payments/{tid}/authorize"), json!({}));
         let (_, _) = request("GET", auth["redirect_url"].as_str().unwrap(), &[], None);
         assert_eq!(self.payment(&id)["status"], "approved");
@@ -325,17 +323,7 @@ fn create_crash_after_storing_answers_with_the_same_payment() {
 fn sigkill_during_approve_converges_after_restart() {
     let stack = Stack::new();
     let mut serve = stack.serve(&[]);
-    let (status, created) = stack.api(
-        "POST",
-        "/api/v1/payments",
-        None,
-        Some(r#"{"partner_user_id":"u","item_name":"i","quantity":1,"total_amount":5000}"#),
-    );
-    assert_eq!(status, 201);
-    let (id, tid) = (
-        created["id"].as_str().unwrap().to_owned(),
-        created["tid"].as_str().unwrap().to_owned(),
-    );
+    let (id, tid) = stack.create(5000);
     let auth = stack.helper(&format!("/payments/{tid}/authorize"), json!({}));
     let callback = auth["redirect_url"].as_str().unwrap().to_owned();
     // KakaoPay is slow: the approve is still in flight when the server dies.
@@ -367,16 +355,7 @@ fn sigkill_during_approve_converges_after_restart() {
 fn approve_crash_after_kakaopay_is_not_lost() {
     let stack = Stack::new();
     let mut serve = stack.serve(&["--test-crash-at", "approve.after_kakaopay"]);
-    let (_, created) = stack.api(
-        "POST",
-        "/api/v1/payments",
-        None,
-        Some(r#"{"partner_user_id":"u","item_name":"i","quantity":1,"total_amount":6000}"#),
-    );
-    let (id, tid) = (
-        created["id"].as_str().unwrap().to_owned(),
-        created["tid"].as_str().unwrap().to_owned(),
-    );
+    let (id, tid) = stack.create(6000);
     let auth = stack.helper(&format!("/payments/{tid}/authorize"), json!({}));
     let (status, _) = request("GET", auth["redirect_url"].as_str().unwrap(), &[], None);
     assert_eq!(status, 0, "the server died without answering");
@@ -395,16 +374,7 @@ fn approve_crash_after_kakaopay_is_not_lost() {
 fn a_dead_instances_lease_is_picked_up_within_seconds() {
     let stack = Stack::new();
     let mut serve = stack.serve(&[]);
-    let (_, created) = stack.api(
-        "POST",
-        "/api/v1/payments",
-        None,
-        Some(r#"{"partner_user_id":"u","item_name":"i","quantity":1,"total_amount":7000}"#),
-    );
-    let (id, tid) = (
-        created["id"].as_str().unwrap().to_owned(),
-        created["tid"].as_str().unwrap().to_owned(),
-    );
+    let (id, tid) = stack.create(7000);
     let auth = stack.helper(&format!("/payments/{tid}/authorize"), json!({}));
     // The approve is applied and its answer lost; every lookup hangs.
     stack.helper(
