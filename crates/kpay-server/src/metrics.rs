@@ -122,12 +122,12 @@ impl Metrics {
     }
 
     /// Sets the payments-by-status gauge.
-    pub fn set_payment_counts(&self, counts: &[(String, i64)]) {
+    pub fn set_payment_counts(&self, counts: &[(crate::domain::PaymentStatus, u64)]) {
         for status in crate::domain::PaymentStatus::ALL {
             let n = counts
                 .iter()
-                .find(|(s, _)| s == status.as_str())
-                .map_or(0, |(_, n)| *n);
+                .find(|(s, _)| *s == status)
+                .map_or(0, |(_, n)| i64::try_from(*n).unwrap_or(i64::MAX));
             self.payments
                 .get_or_create(&StatusLabels {
                     status: status.as_str().to_owned(),

@@ -2,9 +2,10 @@
 //! a pending refund), leases them so that each is handled by one instance at a time, looks them up
 //! at KakaoPay and converges the ledger. `kpay reconcile` runs one pass by hand with a full report.
 
-use crate::service::resolve::{LEASE_MS, backoff, jittered, lease_token, ms};
-use crate::service::{ServiceError, Services, SyncReport, new_id, now_ms};
-use crate::store::RunRecord;
+use crate::domain::Payment;
+use crate::service::resolve::{LEASE, backoff, jittered, lease_token};
+use crate::service::{ServiceError, Services, SyncReport, now, token};
+use crate::store::ReconcilerRun;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -83,7 +84,7 @@ fn line(id: String, tid: String, result: Result<SyncReport, ServiceError>) -> Op
 /// `None`: skipped.
 async fn reconcile_one(
     services: &Services,
-    p: &crate::store::PaymentRecord,
+    p: &Payment,
     owner: &str,
     outage: &AtomicBool,
 ) -> Option<Result<SyncReport, ServiceError>> {
@@ -92,7 +93,7 @@ async fn reconcile_one(
     }
     match services
         .store
-        .renew_lease(&p.id, owner, now_ms() + LEASE_MS)
+        .renew_lease(&p.id, owner, now().plus(LEASE))
         .await
     {
         Ok(true) => {}
@@ -104,10 +105,10 @@ async fn reconcile_one(
         .await;
     let next = match &result {
         // Still unclear although KakaoPay answered: look again later and later.
-        Ok(r) if r.still_unclear => Some(now_ms() + ms(backoff(p.check_attempts))),
+        Ok(r) if r.still_unclear => Some(now().plus(backoff(p.check_attempts))),
         Ok(_) => {
             // Settled: nothing more to look up (unless the sync scheduled a later check itself).
-            if let Err(e) = services.store.settle_check(&p.id, now_ms()).await {
+            if let Err(e) = services.store.settle_check(&p.id, now()).await {
                 tracing::warn!(payment = %p.id, error = %e, "could not settle the check");
             }
             None
@@ -118,7 +119,7 @@ async fn reconcile_one(
             // of the outage. Calls stay bounded by the pass, not by the payment.
             tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed: KakaoPay unavailable");
             outage.store(true, Ordering::Relaxed);
-            let retry = now_ms() + ms(jittered(OUTAGE_RETRY));
+            let retry = now().plus(jittered(OUTAGE_RETRY));
             if let Err(e) = services.store.schedule_check(&p.id, Some(retry)).await {
                 tracing::warn!(payment = %p.id, error = %e, "could not schedule the next lookup");
             }
@@ -126,7 +127,7 @@ async fn reconcile_one(
         }
         Err(e) => {
             tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed");
-            Some(now_ms() + ms(backoff(p.check_attempts.max(3))))
+            Some(now().plus(backoff(p.check_attempts.max(3))))
         }
     };
     if let Some(at) = next
@@ -152,14 +153,14 @@ impl Reconciler {
 
     /// Leases due payments in batches and syncs each; records the run.
     pub async fn run_pass(&self) -> PassReport {
-        let started = now_ms();
+        let started = now();
         let owner = &lease_token(&self.services.settings.instance);
         let mut report = PassReport::default();
         for _ in 0..MAX_BATCHES {
             let due = match self
                 .services
                 .store
-                .lease_due(owner, now_ms(), LEASE_MS, BATCH)
+                .lease_due(owner, now(), LEASE, BATCH)
                 .await
             {
                 Ok(d) => d,
@@ -186,7 +187,7 @@ impl Reconciler {
                     if let Err(e) = services.store.release(&p.id, &owner).await {
                         tracing::warn!(payment = %p.id, error = %e, "could not release the lease");
                     }
-                    result.and_then(|r| line(p.id, p.tid, r))
+                    result.and_then(|r| line(p.id.to_string(), p.tid.to_string(), r))
                 });
             }
             while let Some(r) = set.join_next().await {
@@ -203,16 +204,21 @@ impl Reconciler {
             }
         }
         // Idempotency keys are kept for a day.
-        let _ = self.services.store.idem_expire(now_ms() - 86_400_000).await;
+        let _ = self
+            .services
+            .store
+            .idem_expire(now().minus(Duration::from_secs(86_400)))
+            .await;
         if report.checked > 0 {
-            let run = RunRecord {
-                id: new_id("run_"),
+            let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+            let run = ReconcilerRun {
+                id: format!("run_{}", token()),
                 instance: self.services.settings.instance.clone(),
                 started_at: started,
-                finished_at: now_ms(),
-                checked: i64::try_from(report.checked).unwrap_or(0),
-                changed: i64::try_from(report.changed()).unwrap_or(0),
-                mismatches: i64::try_from(report.mismatches()).unwrap_or(0),
+                finished_at: now(),
+                checked: count(report.checked),
+                changed: count(report.changed()),
+                mismatches: count(report.mismatches()),
             };
             if let Err(e) = self.services.store.record_run(&run).await {
                 tracing::warn!(error = %e, "could not record the reconciler run");
@@ -244,8 +250,12 @@ impl Reconciler {
     /// the last `since` with KakaoPay.
     pub async fn full_report(&self, since: Duration) -> PassReport {
         let mut report = self.run_pass().await;
-        let since_ms = now_ms() - i64::try_from(since.as_millis()).unwrap_or(i64::MAX / 4);
-        let recent = match self.services.store.updated_since(since_ms, 10_000).await {
+        let recent = match self
+            .services
+            .store
+            .updated_since(now().minus(since), 10_000)
+            .await
+        {
             Ok(r) => r,
             Err(e) => {
                 report.lines.push(Line {
@@ -260,10 +270,10 @@ impl Reconciler {
         };
         let seen: std::collections::HashSet<String> =
             report.lines.iter().map(|l| l.id.clone()).collect();
-        for p in recent.into_iter().filter(|p| !seen.contains(&p.id)) {
+        for p in recent.into_iter().filter(|p| !seen.contains(p.id.as_str())) {
             report.checked += 1;
             let result = self.services.sync(&p.id).await;
-            if let Some(l) = line(p.id, p.tid, result) {
+            if let Some(l) = line(p.id.to_string(), p.tid.to_string(), result) {
                 report.lines.push(l);
             }
         }

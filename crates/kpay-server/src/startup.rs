@@ -6,7 +6,7 @@ use crate::gateway::Gateway;
 use crate::http::{self, AppState, auth};
 use crate::metrics::Metrics;
 use crate::reconciler::{PassReport, Reconciler};
-use crate::service::{Services, Settings, new_id, now_ms};
+use crate::service::{Services, Settings, now, token};
 use crate::store::{Store, StoreError};
 use axum::Router;
 use kakaopay::{Client, Credentials, Generation};
@@ -114,10 +114,10 @@ async fn ensure_api_key(
     let add = |key: String| async move {
         store
             .add_api_key(
-                &new_id("key_"),
+                &format!("key_{}", token()),
                 &auth::hash_key(&key),
                 &key.chars().take(12).collect::<String>(),
-                now_ms(),
+                now(),
             )
             .await?;
         Ok::<_, StartError>(key)
@@ -191,7 +191,7 @@ async fn services(
             unknown_grace: config.unknown_grace,
             kakaopay_timeout: config.kakaopay_timeout,
             payment_ttl: config.payment_ttl,
-            instance: new_id("inst_"),
+            instance: format!("inst_{}", token()),
         }),
         tasks: TaskTracker::new(),
         resolvers: Default::default(),
@@ -262,13 +262,14 @@ impl Application {
                 .build()
                 .map_err(|e| StartError::Config(e.to_string()))?,
         };
-        let mut router = http::router(state.clone());
+        let mut router = http::router(state.clone(), crate::web::callbacks::routes());
         let internal_base = format!("http://{reachable}");
         let secret = config
             .admin_password
             .as_ref()
             .map_or_else(|| api_key.clone(), |p| p.expose_secret().to_owned());
         router = router.merge(crate::web::admin::routes(crate::web::admin::AdminState {
+            manual_run: crate::web::admin::ManualRun::default(),
             services: services.clone(),
             sessions: crate::web::session::Sessions::new(&secret),
             secret: Arc::new(secrecy::SecretString::from(secret)),
@@ -276,8 +277,12 @@ impl Application {
             secure_cookies: public_url.starts_with("https://"),
         }));
         if config.demo_shop {
+            let orders =
+                crate::web::shop::ShopOrders::open(&database_url(&config), &config.data_dir)
+                    .await
+                    .map_err(|e| StartError::Config(format!("the demo shop's orders: {e}")))?;
             router = router.merge(crate::web::shop::routes(crate::web::shop::ShopState {
-                store: services.store.clone(),
+                orders,
                 http: state.http.clone(),
                 api_base: internal_base,
                 api_key: Arc::new(secrecy::SecretString::from(api_key.clone())),

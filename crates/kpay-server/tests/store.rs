@@ -1,66 +1,62 @@
-//! The store alone, on both databases: leases hand each due payment to exactly one worker, and
-//! conditional transitions let exactly one of many concurrent actors win.
+//! The store alone, on both databases: leases hand each due payment to exactly one worker,
+//! conditional transitions let exactly one of many concurrent actors win, the state machine is
+//! asked for every status written, and a broken row is an error naming it, never a guess.
 
 mod common;
 use common::*;
-use kpay_server::domain::PaymentStatus;
-use kpay_server::store::{Changes, NewEvent, PaymentRecord, Store};
+use kakaopay::{Amount, Cid, ItemName, PartnerOrderId, PartnerUserId, Quantity, Tid};
+use kpay_server::domain::{
+    Amounts, Cause, Channel, Detail, Event, Payment, PaymentChange, PaymentId, PaymentStatus,
+    Redirects, Timestamp,
+};
+use kpay_server::store::{Store, StoreError};
 use std::collections::HashSet;
+use std::time::Duration;
 
-fn record(i: usize, now: i64) -> PaymentRecord {
-    PaymentRecord {
-        id: format!("pay_lease_{i:04}"),
-        status: "ready".into(),
-        cid: "TC0ONETIME".into(),
-        tid: format!("T{i:019}"),
-        aid: None,
-        partner_order_id: format!("o{i}"),
-        partner_user_id: "u".into(),
-        item_name: "i".into(),
-        item_code: None,
-        quantity: 1,
-        amount_total: 1000,
-        amount_tax_free: 0,
-        amount_vat: 91,
-        amount_green_deposit: 0,
-        canceled_total: 0,
-        canceled_tax_free: 0,
-        canceled_vat: 0,
-        canceled_green_deposit: 0,
-        payment_method_type: None,
-        card_info: None,
-        channel: "pc".into(),
-        redirect_url: "http://x/info".into(),
-        redirect_pc_url: None,
-        redirect_mobile_url: None,
-        redirect_app_url: None,
-        return_url: None,
-        pg_token: None,
-        failure_code: None,
-        failure_message: None,
-        refund_in_flight: None,
-        created_at: now,
-        updated_at: now,
-        expires_at: now,
-        approve_started_at: None,
-        approved_at: None,
-        canceled_at: None,
-        next_check_at: Some(now - 1000),
-        idempotency_key: None,
-        check_attempts: 0,
-        resend_count: 0,
-    }
+fn record(i: usize, now: Timestamp) -> Payment {
+    let mut p = Payment::ready(
+        PaymentId::generate(),
+        Cid::parse("TC0ONETIME").unwrap(),
+        Tid::parse(format!("T{i:019}")).unwrap(),
+        (
+            PartnerOrderId::parse(format!("o{i}")).unwrap(),
+            PartnerUserId::parse("u").unwrap(),
+        ),
+        (
+            ItemName::parse("i").unwrap(),
+            None,
+            Quantity::new(1).unwrap(),
+        ),
+        Amounts::for_order(Amount::new(1000).unwrap(), Amount::ZERO, None).unwrap(),
+        Channel::Pc,
+        Redirects {
+            url: "http://x/info".into(),
+            pc: None,
+            mobile: None,
+            app: None,
+        },
+        None,
+        None,
+        now,
+        Duration::ZERO,
+    );
+    p.next_check_at = Some(now.minus(Duration::from_secs(1)));
+    p
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
 }
 
 async fn leases_are_exclusive(backend: Backend, _g: kakaopay::Generation) {
     let scratch = Scratch::new(backend).await;
     let store = Store::connect(&scratch.url).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = Timestamp::now();
+    let mut ids = Vec::new();
     for i in 0..120 {
-        store
-            .insert_payment(&record(i, now), &NewEvent::cause("created"))
-            .await
-            .unwrap();
+        let p = record(i, now);
+        ids.push(p.id.clone());
+        store.insert_payment(&p, Detail::none()).await.unwrap();
     }
     let workers: Vec<_> = (0..4)
         .map(|w| {
@@ -69,7 +65,7 @@ async fn leases_are_exclusive(backend: Backend, _g: kakaopay::Generation) {
                 let mut mine = Vec::new();
                 loop {
                     let batch = store
-                        .lease_due(&format!("worker-{w}"), now, 60_000, 7)
+                        .lease_due(&format!("worker-{w}"), now, ms(60_000), 7)
                         .await
                         .unwrap();
                     if batch.is_empty() {
@@ -93,25 +89,22 @@ async fn leases_are_exclusive(backend: Backend, _g: kakaopay::Generation) {
     // Leased rows are not due again until released or expired.
     assert!(
         store
-            .lease_due("late", now, 60_000, 10)
+            .lease_due("late", now, ms(60_000), 10)
             .await
             .unwrap()
             .is_empty()
     );
-    store
-        .release("pay_lease_0001", "someone-else")
-        .await
-        .unwrap();
+    store.release(&ids[1], "someone-else").await.unwrap();
     assert!(
         store
-            .lease_due("late", now, 60_000, 10)
+            .lease_due("late", now, ms(60_000), 10)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
         store
-            .lease_due("late", now + 61_000, 60_000, 200)
+            .lease_due("late", now.plus(ms(61_000)), ms(60_000), 200)
             .await
             .unwrap()
             .len(),
@@ -124,22 +117,22 @@ both_backends!(leases_are_exclusive);
 async fn one_of_many_transitions_wins(backend: Backend, _g: kakaopay::Generation) {
     let scratch = Scratch::new(backend).await;
     let store = Store::connect(&scratch.url).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
-    store
-        .insert_payment(&record(1, now), &NewEvent::cause("created"))
-        .await
-        .unwrap();
+    let now = Timestamp::now();
+    let p = record(1, now);
+    let id = p.id.clone();
+    store.insert_payment(&p, Detail::none()).await.unwrap();
     let tasks: Vec<_> = (0..30)
         .map(|_| {
             let store = store.clone();
+            let id = id.clone();
             tokio::spawn(async move {
                 store
                     .transition(
-                        "pay_lease_0001",
+                        &id,
                         PaymentStatus::Ready,
-                        PaymentStatus::Approving,
-                        &Changes::default(),
-                        &NewEvent::cause("approve_claimed"),
+                        Event::ApproveClaimed,
+                        &PaymentChange::default(),
+                        Detail::none(),
                         now,
                     )
                     .await
@@ -149,13 +142,38 @@ async fn one_of_many_transitions_wins(backend: Backend, _g: kakaopay::Generation
         .collect();
     let mut wins = 0;
     for t in tasks {
-        wins += usize::from(t.await.unwrap());
+        if let Some(to) = t.await.unwrap() {
+            assert_eq!(to, PaymentStatus::Approving, "the machine's answer");
+            wins += 1;
+        }
     }
     assert_eq!(wins, 1);
+    let events = store.events(&id).await.unwrap();
+    assert_eq!(events.len(), 2, "one creation, one claim");
+    assert_eq!(events[1].cause, Cause::ApproveClaimed);
     assert_eq!(
-        store.events("pay_lease_0001").await.unwrap().len(),
-        2,
-        "one creation, one claim"
+        (events[1].from, events[1].to),
+        (Some(PaymentStatus::Ready), PaymentStatus::Approving)
+    );
+    // An event the machine refuses writes nothing.
+    let refused = store
+        .transition(
+            &id,
+            PaymentStatus::Approving,
+            Event::FullyRefunded,
+            &PaymentChange::default(),
+            Detail::none(),
+            now,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Transition(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.events(&id).await.unwrap().len(), 2);
+    assert_eq!(
+        store.payment(&id).await.unwrap().unwrap().status,
+        PaymentStatus::Approving
     );
     store.close().await;
 }
@@ -167,28 +185,36 @@ both_backends!(one_of_many_transitions_wins);
 async fn notes_are_conditional_and_coalesced(backend: Backend, _g: kakaopay::Generation) {
     let scratch = Scratch::new(backend).await;
     let store = Store::connect(&scratch.url).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
-    let id = "pay_lease_0002";
-    store
-        .insert_payment(&record(2, now), &NewEvent::cause("created"))
-        .await
-        .unwrap();
-    let unclear = NewEvent::cause("approve_unclear").code(Some(-780));
+    let now = Timestamp::now();
+    let p = record(2, now);
+    let id = &p.id;
+    store.insert_payment(&p, Detail::none()).await.unwrap();
+    let unclear = || Detail::none().code(Some(-780));
     for i in 0..5 {
         store
-            .note(id, PaymentStatus::Ready, &unclear, now + i)
+            .note(
+                id,
+                PaymentStatus::Ready,
+                Cause::ApproveUnclear,
+                unclear(),
+                now.plus(ms(i)),
+            )
             .await
             .unwrap();
     }
     let events = store.events(id).await.unwrap();
     assert_eq!(events.len(), 2, "{events:?}");
-    assert_eq!((events[1].repeats, events[1].last_at), (5, Some(now + 4)));
+    assert_eq!(
+        (events[1].repeats, events[1].last_at),
+        (5, Some(now.plus(ms(4))))
+    );
     // Another code is another line.
     store
         .note(
             id,
             PaymentStatus::Ready,
-            &NewEvent::cause("approve_unclear").code(Some(-500)),
+            Cause::ApproveUnclear,
+            Detail::none().code(Some(-500)),
             now,
         )
         .await
@@ -196,7 +222,13 @@ async fn notes_are_conditional_and_coalesced(backend: Backend, _g: kakaopay::Gen
     assert_eq!(store.events(id).await.unwrap().len(), 3);
     // About a status the payment has left: nothing.
     store
-        .note(id, PaymentStatus::Approving, &unclear, now)
+        .note(
+            id,
+            PaymentStatus::Approving,
+            Cause::ApproveUnclear,
+            unclear(),
+            now,
+        )
         .await
         .unwrap();
     assert_eq!(store.events(id).await.unwrap().len(), 3);
@@ -213,41 +245,42 @@ async fn idempotency_locks_are_taken_over_only_when_dead(
     use kpay_server::store::IdemBegin;
     let scratch = Scratch::new(backend).await;
     let store = Store::connect(&scratch.url).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
-    let begin = |token: &'static str, at: i64| {
+    let now = Timestamp::now();
+    let at = |n: u64| now.plus(ms(n));
+    let begin = |token: &'static str, at: Timestamp| {
         let store = store.clone();
         async move {
             store
-                .idem_begin("k1", "h1", token, at, 10_000)
+                .idem_begin("k1", "h1", token, at, ms(10_000))
                 .await
                 .unwrap()
         }
     };
     assert_eq!(begin("a", now).await, IdemBegin::Started { fresh: true });
-    assert_eq!(begin("b", now + 1).await, IdemBegin::InFlight);
+    assert_eq!(begin("b", at(1)).await, IdemBegin::InFlight);
     assert_eq!(
         store
-            .idem_begin("k1", "other", "b", now, 10_000)
+            .idem_begin("k1", "other", "b", now, ms(10_000))
             .await
             .unwrap(),
         IdemBegin::Mismatch
     );
     // The holder renews: still in flight after the first lock would have run out.
-    assert!(store.idem_renew("k1", "a", now + 20_000).await.unwrap());
-    assert_eq!(begin("b", now + 15_000).await, IdemBegin::InFlight);
+    assert!(store.idem_renew("k1", "a", at(20_000)).await.unwrap());
+    assert_eq!(begin("b", at(15_000)).await, IdemBegin::InFlight);
     // It stops renewing (it died): taken over, not fresh.
     assert_eq!(
-        begin("b", now + 21_000).await,
+        begin("b", at(21_000)).await,
         IdemBegin::Started { fresh: false }
     );
     assert!(
-        !store.idem_renew("k1", "a", now + 40_000).await.unwrap(),
+        !store.idem_renew("k1", "a", at(40_000)).await.unwrap(),
         "a lost it"
     );
     // A pending answer is refreshed by the next request, a final one replayed.
     store.idem_finish("k1", "b", 202, "{}").await.unwrap();
     assert_eq!(
-        begin("c", now + 22_000).await,
+        begin("c", at(22_000)).await,
         IdemBegin::Started { fresh: false }
     );
     store
@@ -255,7 +288,7 @@ async fn idempotency_locks_are_taken_over_only_when_dead(
         .await
         .unwrap();
     assert_eq!(
-        begin("d", now + 23_000).await,
+        begin("d", at(23_000)).await,
         IdemBegin::Done {
             status: 200,
             body: "{\"ok\":1}".into()
@@ -263,12 +296,18 @@ async fn idempotency_locks_are_taken_over_only_when_dead(
     );
     // A 5xx frees the key.
     assert_eq!(
-        store.idem_begin("k2", "h", "e", now, 10_000).await.unwrap(),
+        store
+            .idem_begin("k2", "h", "e", now, ms(10_000))
+            .await
+            .unwrap(),
         IdemBegin::Started { fresh: true }
     );
     store.idem_release("k2", "e").await.unwrap();
     assert_eq!(
-        store.idem_begin("k2", "h", "f", now, 10_000).await.unwrap(),
+        store
+            .idem_begin("k2", "h", "f", now, ms(10_000))
+            .await
+            .unwrap(),
         IdemBegin::Started { fresh: true }
     );
     store.close().await;
@@ -280,17 +319,16 @@ both_backends!(idempotency_locks_are_taken_over_only_when_dead);
 async fn budgets_and_resend_claims(backend: Backend, _g: kakaopay::Generation) {
     let scratch = Scratch::new(backend).await;
     let store = Store::connect(&scratch.url).await.unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
-    let id = "pay_lease_0003";
-    store
-        .insert_payment(&record(3, now), &NewEvent::cause("created"))
-        .await
-        .unwrap();
+    let now = Timestamp::now();
+    let at = move |n: u64| now.plus(ms(n));
+    let p = record(3, now);
+    let id = p.id.clone();
+    store.insert_payment(&p, Detail::none()).await.unwrap();
     let mut taken = 0;
     for i in 0..12 {
         taken += usize::from(
             store
-                .take_callback_budget(id, now + i, 60_000, 5)
+                .take_callback_budget(&id, at(i), ms(60_000), 5)
                 .await
                 .unwrap(),
         );
@@ -298,20 +336,20 @@ async fn budgets_and_resend_claims(backend: Backend, _g: kakaopay::Generation) {
     assert_eq!(taken, 5);
     assert!(
         store
-            .take_callback_budget(id, now + 61_000, 60_000, 5)
+            .take_callback_budget(&id, at(61_000), ms(60_000), 5)
             .await
             .unwrap()
     );
     store
         .transition(
-            id,
+            &id,
             PaymentStatus::Ready,
-            PaymentStatus::Approving,
-            &Changes {
+            Event::ApproveClaimed,
+            &PaymentChange {
                 approve_started_at: Some(now),
-                ..Changes::default()
+                ..PaymentChange::default()
             },
-            &NewEvent::cause("approve_claimed"),
+            Detail::none(),
             now,
         )
         .await
@@ -319,7 +357,8 @@ async fn budgets_and_resend_claims(backend: Backend, _g: kakaopay::Generation) {
     let tasks: Vec<_> = (0..10)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.claim_resend(id, now, now + 5, 2).await.unwrap() })
+            let id = id.clone();
+            tokio::spawn(async move { store.claim_resend(&id, now, at(5), 2).await.unwrap() })
         })
         .collect();
     let mut wins = 0;
@@ -327,11 +366,57 @@ async fn budgets_and_resend_claims(backend: Backend, _g: kakaopay::Generation) {
         wins += usize::from(t.await.unwrap());
     }
     assert_eq!(wins, 1, "one re-sender per approve");
-    assert!(store.claim_resend(id, now + 5, now + 9, 2).await.unwrap());
+    assert!(store.claim_resend(&id, at(5), at(9), 2).await.unwrap());
     assert!(
-        !store.claim_resend(id, now + 9, now + 12, 2).await.unwrap(),
+        !store.claim_resend(&id, at(9), at(12), 2).await.unwrap(),
         "at most 2"
     );
     store.close().await;
 }
 both_backends!(budgets_and_resend_claims);
+
+/// A row the domain cannot read is an error that names the table, the row and the column: never
+/// 0 won, never `failed`.
+async fn broken_rows_are_refused_by_name(backend: Backend, _g: kakaopay::Generation) {
+    let scratch = Scratch::new(backend).await;
+    let store = Store::connect(&scratch.url).await.unwrap();
+    let now = Timestamp::now();
+    let (a, b) = (record(4, now), record(5, now));
+    store.insert_payment(&a, Detail::none()).await.unwrap();
+    store.insert_payment(&b, Detail::none()).await.unwrap();
+    scratch
+        .execute(&format!(
+            "UPDATE payments SET tid = 'not a TID!' WHERE id = '{}'",
+            a.id
+        ))
+        .await;
+    scratch
+        .execute(&format!(
+            "UPDATE payments SET status = 'paid_maybe' WHERE id = '{}'",
+            b.id
+        ))
+        .await;
+    match store.payment(&a.id).await {
+        Err(StoreError::Corrupt { table, id, field }) => {
+            assert_eq!(
+                (table, id.as_str(), field),
+                ("payments", a.id.as_str(), "tid")
+            );
+        }
+        other => panic!("a broken TID was read as {other:?}"),
+    }
+    let err = store.payment(&b.id).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("corrupt payments row {}: invalid status", b.id)
+    );
+    assert!(matches!(
+        store.status_counts().await,
+        Err(StoreError::Corrupt {
+            field: "status",
+            ..
+        })
+    ));
+    store.close().await;
+}
+both_backends!(broken_rows_are_refused_by_name);

@@ -2,13 +2,27 @@
 //! the ends `quit`, `failed`, `expired`. One pure function decides every transition; the store
 //! applies it with a conditional update so that concurrent actors cannot both win.
 
+use super::Amounts;
 use kakaopay::OrderStatus;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Where a payment stands, from the merchant's side (contract §4).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum PaymentStatus {
     /// Waiting for the buyer.
     Ready,
@@ -42,22 +56,13 @@ impl PaymentStatus {
     ];
 
     /// The wire and database text.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Ready => "ready",
-            Self::Approving => "approving",
-            Self::Approved => "approved",
-            Self::PartiallyCanceled => "partially_canceled",
-            Self::Canceled => "canceled",
-            Self::Quit => "quit",
-            Self::Failed => "failed",
-            Self::Expired => "expired",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     /// Parses the wire text.
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
+        s.parse().ok()
     }
 
     /// Nothing more can happen to it.
@@ -66,6 +71,12 @@ impl PaymentStatus {
             self,
             Self::Canceled | Self::Quit | Self::Failed | Self::Expired
         )
+    }
+
+    /// It ended without money taken: quit, failed or expired. The merchant order may then be
+    /// paid by a new payment.
+    pub const fn ends_unpaid(self) -> bool {
+        matches!(self, Self::Quit | Self::Failed | Self::Expired)
     }
 
     /// Money was taken (and not all of it given back).
@@ -81,8 +92,22 @@ impl fmt::Display for PaymentStatus {
 }
 
 /// Where a refund stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::EnumString,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RefundStatus {
     /// Sent (or about to be); the outcome is not known yet.
     Pending,
@@ -94,18 +119,12 @@ pub enum RefundStatus {
 
 impl RefundStatus {
     /// The wire and database text.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
     /// Parses the wire text.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Succeeded, Self::Failed]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        s.parse().ok()
     }
 }
 
@@ -186,6 +205,17 @@ pub fn transition(from: PaymentStatus, event: Event) -> Result<PaymentStatus, Tr
     Ok(to)
 }
 
+/// The event a successful refund is for the payment: the refund that leaves nothing to refund
+/// (or was asked as "everything left") ends it `canceled`, any other leaves it
+/// `partially_canceled`. `refunded` is the payment's refunded total after the refund.
+pub fn refund_event(paid: &Amounts, refunded: &Amounts, asked_for_all: bool) -> Event {
+    if asked_for_all || refunded.total >= paid.total {
+        Event::FullyRefunded
+    } else {
+        Event::PartlyRefunded
+    }
+}
+
 /// What an order lookup says, reduced to what the ledger needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Remote {
@@ -216,23 +246,25 @@ pub fn reconcile(local: PaymentStatus, remote: &Remote) -> Option<Event> {
     }
 }
 
+/// Every event, for tests.
+#[cfg(test)]
+pub(crate) const EVENTS: [Event; 10] = [
+    Event::ApproveClaimed,
+    Event::Approved,
+    Event::ApproveRetryable,
+    Event::ApproveFailed,
+    Event::MismatchCanceled,
+    Event::BuyerQuit,
+    Event::AuthFailed,
+    Event::Expired,
+    Event::PartlyRefunded,
+    Event::FullyRefunded,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    const EVENTS: [Event; 10] = [
-        Event::ApproveClaimed,
-        Event::Approved,
-        Event::ApproveRetryable,
-        Event::ApproveFailed,
-        Event::MismatchCanceled,
-        Event::BuyerQuit,
-        Event::AuthFailed,
-        Event::Expired,
-        Event::PartlyRefunded,
-        Event::FullyRefunded,
-    ];
 
     #[test]
     fn the_happy_path() {
@@ -330,6 +362,40 @@ mod tests {
                         assert!(transition(local, e).is_ok(), "{local} {status} {e:?}");
                     }
                 }
+            }
+        }
+    }
+
+    proptest! {
+        /// The refund path as the services run it: plan a refund against the balance, add it to
+        /// the refunded amounts, ask `refund_event` for the event and `transition` for the status.
+        /// Every step is legal, the status is `canceled` exactly when nothing is left, and the
+        /// refunded total never exceeds what was paid.
+        #[test]
+        fn real_refund_sequences_end_canceled_exactly_when_nothing_is_left(
+            total in 1i64..2_000_000,
+            asks in proptest::collection::vec((1i64..2_000_000, proptest::bool::ANY), 1..12),
+        ) {
+            use super::super::{RefundRequest, plan_refund};
+            use kakaopay::Amount;
+            let paid = Amounts::for_order(Amount::new(total).unwrap(), Amount::ZERO, None).unwrap();
+            let mut refunded = Amounts::default();
+            let mut status = PaymentStatus::Approved;
+            for (ask, all) in asks {
+                let left = paid.total.won() - refunded.total.won();
+                let amount = if all { left } else { ask.min(left.max(1)) };
+                let Ok(plan) = plan_refund(&paid, &refunded, RefundRequest {
+                    amount: Amount::new(amount).unwrap(), tax_free: None, vat: None,
+                }) else {
+                    prop_assert!(status == PaymentStatus::Canceled || amount > left);
+                    continue;
+                };
+                prop_assert!(status.is_refundable());
+                refunded = refunded.checked_add(&plan.amounts).unwrap();
+                prop_assert!(refunded.total <= paid.total);
+                let event = refund_event(&paid, &refunded, plan.full);
+                status = transition(status, event).unwrap();
+                prop_assert_eq!(status == PaymentStatus::Canceled, refunded.total == paid.total);
             }
         }
     }

@@ -1,10 +1,25 @@
-//! The merchant's payment domain, pure: statuses, the transition function, and the money arithmetic.
-//! No I/O here; the services feed it what happened and persist what it decides.
+//! The merchant's payment domain, pure: what a payment, a refund and an event-log line are
+//! ([`Payment`], [`Refund`], [`PaymentEvent`]), built from typed values; where they stand
+//! ([`PaymentStatus`], [`RefundStatus`]); the one function that decides every status change
+//! ([`transition`]); and the money arithmetic. No I/O here: the services feed it what happened
+//! and the store persists what it decides.
 
+mod event;
+mod ids;
 mod machine;
 mod money;
+mod payment;
+mod refund;
+mod time;
 
+pub use event::{Cause, Detail, FailureCode, PaymentEvent};
+pub use ids::{IdError, PaymentId, RefundId};
 pub use machine::{
-    Event, PaymentStatus, RefundStatus, Remote, TransitionError, reconcile, transition,
+    Event, PaymentStatus, RefundStatus, Remote, TransitionError, reconcile, refund_event,
+    transition,
 };
 pub use money::{Amounts, AmountsError, RefundError, RefundPlan, RefundRequest, plan_refund};
+pub use payment::{Channel, EXPIRY_CHECK_DELAY, Failure, Payment, PaymentChange, Redirects};
+pub use refund::{Refund, RefundAid};
+pub use time::Timestamp;
+pub(crate) use time::kst;

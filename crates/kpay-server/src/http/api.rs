@@ -2,9 +2,12 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody, parse_json};
-use crate::domain::{Amounts, PaymentStatus, RefundStatus};
-use crate::service::{Channel, CreatePayment, IdempotencyKey, RefundInput};
-use crate::store::{EventRecord, ListFilter, PaymentRecord, RefundRecord};
+use crate::domain::{
+    Amounts, Channel, Payment, PaymentEvent, PaymentId, PaymentStatus, Refund, RefundStatus,
+    Timestamp,
+};
+use crate::service::{CreatePayment, IdempotencyKey, RefundInput, ServiceError};
+use crate::store::ListFilter;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -13,15 +16,15 @@ use axum::{Extension, Json};
 use kakaopay::{Amount, ItemCode, ItemName, PartnerOrderId, PartnerUserId, Payload, Quantity};
 use serde::{Deserialize, Serialize};
 
-/// Milliseconds since the epoch as RFC 3339 in Korean time.
-pub fn time(ms: i64) -> String {
-    let offset = chrono::FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&offset)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
-        })
-        .unwrap_or_default()
+/// A time as the API shows it: RFC 3339 in Korean time.
+pub fn time(t: Timestamp) -> String {
+    t.rfc3339()
+}
+
+/// A payment id from the path. Text that is not a payment id names no payment: 404, like an
+/// unknown one.
+pub fn payment_id(id: &str) -> Result<PaymentId, ApiError> {
+    PaymentId::parse(id).map_err(|_| ApiError::from(ServiceError::NotFound(id.to_owned())))
 }
 
 /// Body of `POST /api/v1/payments`.
@@ -120,19 +123,19 @@ pub struct RefundView {
     pub updated_at: String,
 }
 
-impl From<&RefundRecord> for RefundView {
-    fn from(r: &RefundRecord) -> Self {
+impl From<&Refund> for RefundView {
+    fn from(r: &Refund) -> Self {
         Self {
-            id: r.id.clone(),
-            status: r.status(),
-            amount: r.amount,
-            tax_free_amount: r.tax_free,
-            vat_amount: r.vat,
-            aid: r.aid.clone(),
+            id: r.id.to_string(),
+            status: r.status,
+            amount: r.amounts.total.won(),
+            tax_free_amount: r.amounts.tax_free.won(),
+            vat_amount: r.amounts.vat.won(),
+            aid: r.aid.as_ref().map(|a| a.text(&r.id)),
             reason: r.reason.clone(),
-            failure: r.failure_code.clone().map(|code| FailureView {
-                code,
-                message: r.failure_message.clone(),
+            failure: r.failure.as_ref().map(|f| FailureView {
+                code: f.code.to_string(),
+                message: f.message.clone(),
             }),
             created_at: time(r.created_at),
             updated_at: time(r.updated_at),
@@ -177,7 +180,7 @@ pub struct PaymentView {
     #[schema(value_type = Option<Object>)]
     pub card_info: Option<serde_json::Value>,
     /// `pc`, `mobile` or `app`.
-    pub channel: String,
+    pub channel: Channel,
     /// Where to send the buyer (fits the channel).
     pub redirect_url: String,
     /// Every channel's URL.
@@ -208,38 +211,35 @@ pub struct PaymentView {
 
 impl PaymentView {
     /// The view of a record.
-    pub fn new(p: &PaymentRecord, refunds: Option<&[RefundRecord]>) -> Self {
+    pub fn new(p: &Payment, refunds: Option<&[Refund]>) -> Self {
         Self {
-            id: p.id.clone(),
-            status: p.status(),
-            tid: p.tid.clone(),
-            aid: p.aid.clone(),
-            cid: p.cid.clone(),
-            partner_order_id: p.partner_order_id.clone(),
-            partner_user_id: p.partner_user_id.clone(),
-            item_name: p.item_name.clone(),
-            item_code: p.item_code.clone(),
-            quantity: p.quantity,
-            amount: p.amounts(),
-            canceled_amount: p.canceled_total,
+            id: p.id.to_string(),
+            status: p.status,
+            tid: p.tid.as_str().to_owned(),
+            aid: p.aid.as_ref().map(|a| a.as_str().to_owned()),
+            cid: p.cid.as_str().to_owned(),
+            partner_order_id: p.partner_order_id.as_str().to_owned(),
+            partner_user_id: p.partner_user_id.as_str().to_owned(),
+            item_name: p.item_name.as_str().to_owned(),
+            item_code: p.item_code.as_ref().map(|c| c.as_str().to_owned()),
+            quantity: i64::from(p.quantity.get()),
+            amount: p.amounts,
+            canceled_amount: p.canceled.total.won(),
             cancelable_amount: p.cancelable().won(),
-            canceled: p.canceled(),
-            payment_method_type: p.payment_method_type.clone(),
-            card_info: p
-                .card_info
-                .as_deref()
-                .and_then(|c| serde_json::from_str(c).ok()),
-            channel: p.channel.clone(),
-            redirect_url: p.redirect_url.clone(),
+            canceled: p.canceled,
+            payment_method_type: p.method.as_ref().map(|m| m.as_str().to_owned()),
+            card_info: p.card_info.clone(),
+            channel: p.channel,
+            redirect_url: p.redirects.url.clone(),
             redirect_urls: RedirectUrls {
-                pc: p.redirect_pc_url.clone(),
-                mobile: p.redirect_mobile_url.clone(),
-                app: p.redirect_app_url.clone(),
+                pc: p.redirects.pc.clone(),
+                mobile: p.redirects.mobile.clone(),
+                app: p.redirects.app.clone(),
             },
             return_url: p.return_url.clone(),
-            failure: p.failure_code.clone().map(|code| FailureView {
-                code,
-                message: p.failure_message.clone(),
+            failure: p.failure.as_ref().map(|f| FailureView {
+                code: f.code.to_string(),
+                message: f.message.clone(),
             }),
             refund_in_progress: p.refund_in_flight.is_some(),
             refunds: refunds.map(|r| r.iter().map(RefundView::from).collect()),
@@ -268,9 +268,9 @@ pub struct EventView {
     /// Sequence number (increasing).
     pub id: i64,
     /// Status before (`null` for the creation).
-    pub from: Option<String>,
+    pub from: Option<PaymentStatus>,
     /// Status after.
-    pub to: String,
+    pub to: PaymentStatus,
     /// What caused it, e.g. `created`, `approve_claimed`, `approved`, `refund_requested`, `refunded_part`.
     pub cause: String,
     /// KakaoPay's code, when it answered with one.
@@ -280,20 +280,20 @@ pub struct EventView {
     /// When.
     pub at: String,
     /// How many identical outcomes in a row this entry stands for (1: just this one).
-    pub count: i64,
+    pub count: u32,
     /// When the last of them happened, if more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_at: Option<String>,
 }
 
-impl From<&EventRecord> for EventView {
-    fn from(e: &EventRecord) -> Self {
+impl From<&PaymentEvent> for EventView {
+    fn from(e: &PaymentEvent) -> Self {
         Self {
-            id: e.id,
-            from: e.from_status.clone(),
-            to: e.to_status.clone(),
-            cause: e.cause.clone(),
-            kakaopay_code: e.upstream_code,
+            id: e.seq,
+            from: e.from,
+            to: e.to,
+            cause: e.cause.as_str().to_owned(),
+            kakaopay_code: e.kakaopay_code,
             detail: e.detail.clone(),
             at: time(e.at),
             count: e.repeats,
@@ -335,15 +335,15 @@ fn amount(name: &'static str, won: i64) -> Result<Amount, ApiError> {
     Amount::new(won).map_err(|e| ApiError::invalid(name, format!("{name}: {}", e.reason())))
 }
 
-/// Parses a day (`2026-11-01`, KST) or an RFC 3339 time into ms; `end` moves a day to its end.
-pub fn parse_time(name: &'static str, s: &str, end: bool) -> Result<i64, ApiError> {
+/// Parses a day (`2026-11-01`, KST) or an RFC 3339 time; `end` moves a day to its end.
+pub fn parse_time(name: &'static str, s: &str, end: bool) -> Result<Timestamp, ApiError> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         let day = if end { d.succ_opt().unwrap_or(d) } else { d };
         let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
-        return Ok(kakaopay::KstDateTime(midnight).to_utc().timestamp_millis());
+        return Ok(kakaopay::KstDateTime(midnight).to_utc().into());
     }
     chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
+        .map(|t| t.to_utc().into())
         .map_err(|_| {
             ApiError::invalid(
                 name,
@@ -451,13 +451,10 @@ pub async fn get_payment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    let p = state.services.payment(&id).await?;
-    let refunds = state
+    let (p, refunds) = state
         .services
-        .store
-        .refunds(&id)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
+        .payment_with_refunds(&payment_id(&id)?)
+        .await?;
     Ok(Json(PaymentView::new(&p, Some(&refunds))))
 }
 
@@ -472,15 +469,14 @@ pub async fn list_payments(
     let Query(q) = query
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let filter = list_filter(&q)?;
-    let (rows, next_cursor) = state
-        .services
-        .store
-        .page(&filter)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
+    let page = state.services.payments(&filter).await?;
     Ok(Json(PaymentPage {
-        data: rows.iter().map(|p| PaymentView::new(p, None)).collect(),
-        next_cursor,
+        data: page
+            .payments
+            .iter()
+            .map(|p| PaymentView::new(p, None))
+            .collect(),
+        next_cursor: page.next.map(|(at, id)| format!("{}_{id}", at.millis())),
     }))
 }
 
@@ -493,9 +489,10 @@ pub fn list_filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
         None => None,
     };
     let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid("limit", "limit: must be 1 to 100"));
-    }
+    let limit = u32::try_from(limit)
+        .ok()
+        .filter(|l| (1..=100).contains(l))
+        .ok_or_else(|| ApiError::invalid("limit", "limit: must be 1 to 100"))?;
     let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => {
             let (at, id) = c
@@ -503,7 +500,9 @@ pub fn list_filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
                 .ok_or_else(|| ApiError::invalid("cursor", "cursor: not a cursor from this API"))?;
             let at = at
                 .parse::<i64>()
-                .map_err(|_| ApiError::invalid("cursor", "cursor: not a cursor from this API"))?;
+                .ok()
+                .and_then(Timestamp::from_millis)
+                .ok_or_else(|| ApiError::invalid("cursor", "cursor: not a cursor from this API"))?;
             Some((at, id.to_owned()))
         }
         None => None,
@@ -575,9 +574,9 @@ pub async fn cancel_payment(
     };
     let result = state
         .services
-        .refund(&id, input, key.as_ref().map(|k| &k.0))
+        .refund(&payment_id(&id)?, input, key.as_ref().map(|k| &k.0))
         .await?;
-    let status = if result.refund.status() == RefundStatus::Pending {
+    let status = if result.refund.status == RefundStatus::Pending {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
@@ -596,13 +595,7 @@ pub async fn payment_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<EventList>, ApiError> {
-    state.services.payment(&id).await?;
-    let events = state
-        .services
-        .store
-        .events(&id)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
+    let events = state.services.events(&payment_id(&id)?).await?;
     Ok(Json(EventList {
         data: events.iter().map(EventView::from).collect(),
     }))
@@ -617,12 +610,8 @@ pub async fn sync_payment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    let report = state.services.sync(&id).await?;
-    let refunds = state
-        .services
-        .store
-        .refunds(&id)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    Ok(Json(PaymentView::new(&report.payment, Some(&refunds))))
+    let id = payment_id(&id)?;
+    state.services.sync(&id).await?;
+    let (payment, refunds) = state.services.payment_with_refunds(&id).await?;
+    Ok(Json(PaymentView::new(&payment, Some(&refunds))))
 }

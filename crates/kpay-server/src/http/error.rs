@@ -103,7 +103,10 @@ impl From<ServiceError> for ApiError {
                 code,
                 message,
             } => {
-                let kakaopay_code = code.parse::<i64>().ok();
+                let kakaopay_code = match code {
+                    crate::domain::FailureCode::KakaoPay(c) => Some(c),
+                    _ => None,
+                };
                 ApiError {
                     kakaopay_code,
                     ..ApiError::new(
@@ -117,6 +120,11 @@ impl From<ServiceError> for ApiError {
                     )
                 }
             }
+            ServiceError::Incomplete { field, operation } => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "kakaopay_unavailable",
+                format!("KakaoPay's {operation} answer lacks {field}; nothing was changed"),
+            ),
             ServiceError::Store(s) => {
                 tracing::error!(error = %s, "database failure");
                 ApiError::new(

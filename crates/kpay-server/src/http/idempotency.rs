@@ -5,7 +5,7 @@
 //!
 //! The key names an *effect*. The request runs in a task of its own, so that a client hanging up
 //! never cuts a money operation short, and holds the key with a short lock that it renews while it
-//! runs. A request whose process died stops renewing; within [`LOCK_MS`] a retry takes the key over
+//! runs. A request whose process died stops renewing; within [`LOCK`] a retry takes the key over
 //! and the handler, given the key ([`IdempotencyKey`]), finds the payment or refund the first
 //! attempt stored with the key and answers with it: it never performs it again. A
 //! stored 202 (a refund still being confirmed) is not replayed as it was: the retry answers with
@@ -14,7 +14,7 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::service::resolve::RENEW_EVERY;
-use crate::service::{IdempotencyKey, new_id, now_ms};
+use crate::service::{IdempotencyKey, now, token};
 use crate::store::IdemBegin;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 /// How long a key stays locked unless its request renews the lock (every few seconds while it
 /// runs): a request that died is taken over after at most this long.
-const LOCK_MS: i64 = 10_000;
+const LOCK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The middleware.
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -68,11 +68,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         .map(|b| format!("{b:02x}"))
         .collect();
     let store = &state.services.store;
-    let token = new_id("lock_");
-    let begun = match store
-        .idem_begin(&key, &hash, &token, now_ms(), LOCK_MS)
-        .await
-    {
+    let token = format!("lock_{}", token());
+    let begun = match store.idem_begin(&key, &hash, &token, now(), LOCK).await {
         Ok(b) => b,
         Err(e) => return ApiError::from(crate::service::ServiceError::Store(e)).into_response(),
     };
@@ -143,7 +140,7 @@ async fn run_holding_key(
         tokio::select! {
             resp = &mut handler => break resp,
             _ = renew.tick() => {
-                if let Err(e) = store.idem_renew(&key, &token, now_ms() + LOCK_MS).await {
+                if let Err(e) = store.idem_renew(&key, &token, now().plus(LOCK)).await {
                     tracing::warn!(error = %e, "could not renew an idempotency lock");
                 }
             }

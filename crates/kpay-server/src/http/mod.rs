@@ -10,10 +10,11 @@
 pub mod api;
 pub mod auth;
 pub mod body;
-pub mod callbacks;
 pub mod error;
 pub mod idempotency;
 pub mod ops;
+
+pub use error::ApiError;
 
 use crate::metrics::Metrics;
 use crate::service::Services;
@@ -95,16 +96,13 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .layer(middleware::from_fn(body::buffer))
 }
 
-/// Every route of the server except pages mounted by the caller.
-pub fn router(state: AppState) -> Router {
+/// Every route of the server: the merchant API and operations, and `pages` (the browser's routes,
+/// which the caller brings: `http` does not depend on `web`).
+pub fn router(state: AppState, pages: Router<AppState>) -> Router {
     let metrics = Arc::clone(&state.metrics);
     Router::new()
         .merge(api_routes(&state))
-        .route("/pay/{id}", get(callbacks::show))
-        .route("/pay/{id}/approve", get(callbacks::approve))
-        .route("/pay/{id}/cancel", get(callbacks::cancel))
-        .route("/pay/{id}/fail", get(callbacks::fail))
-        .route("/pay/{id}/status", get(callbacks::status))
+        .merge(pages)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

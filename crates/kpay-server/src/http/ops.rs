@@ -17,7 +17,11 @@ pub async fn healthz() -> Response {
 /// 200 when the database and the KakaoPay base URL are reachable, 503 otherwise.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let database = state.services.store.ping().await.map_err(|e| e.to_string());
+    let database = state
+        .services
+        .ping_database()
+        .await
+        .map_err(|e| e.to_string());
     let base = state.services.kakaopay.base_url().to_owned();
     let kakaopay = state
         .http
@@ -43,7 +47,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    match state.services.store.status_counts().await {
+    match state.services.payment_counts().await {
         Ok(counts) => state.metrics.set_payment_counts(&counts),
         Err(e) => tracing::warn!(error = %e, "could not count payments for /metrics"),
     }

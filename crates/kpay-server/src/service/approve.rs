@@ -2,35 +2,50 @@
 //! Duplicate callbacks (refresh, back button, double click, another instance) find the claim taken
 //! and see the stored result; an unclear answer leaves the payment `approving` for lookups to settle.
 
-use super::{ServiceError, Services, now_ms};
-use crate::domain::{Amounts, Event, PaymentStatus, transition};
-use crate::store::{Changes, NewEvent, PaymentRecord};
-use kakaopay::{ApproveRequest, ApproveResponse, CancelRequest, ErrorCode, PgToken};
+use super::resolve::{CALLBACK_CALLS, CALLBACK_WINDOW};
+use super::{ServiceError, Services, now};
+use crate::domain::{
+    Amounts, Cause, Detail, Event, FailureCode, Payment, PaymentChange, PaymentId, PaymentStatus,
+    Timestamp,
+};
+use kakaopay::{
+    ApproveRequest, ApproveResponse, CancelRequest, Cid, ErrorCode, PartnerOrderId, PartnerUserId,
+    PgToken, Tid,
+};
 use std::time::Duration;
 
+/// What KakaoPay says a paid order is: its ids and what was paid.
+pub(crate) struct RemotePaid<'a> {
+    pub(crate) cid: &'a Cid,
+    pub(crate) tid: &'a Tid,
+    pub(crate) order: &'a PartnerOrderId,
+    pub(crate) user: &'a PartnerUserId,
+    pub(crate) paid: Amounts,
+}
+
 /// Why KakaoPay's view of an approved payment does not match the ledger.
-pub(crate) fn approval_mismatch(
-    p: &PaymentRecord,
-    cid: &str,
-    tid: &str,
-    order: &str,
-    user: &str,
-    paid: &Amounts,
-) -> Option<String> {
+pub(crate) fn approval_mismatch(p: &Payment, remote: &RemotePaid<'_>) -> Option<String> {
+    let RemotePaid {
+        cid,
+        tid,
+        order,
+        user,
+        paid,
+    } = remote;
     let mut problems = Vec::new();
-    if cid != p.cid {
+    if *cid != &p.cid {
         problems.push(format!("cid {cid} ≠ {}", p.cid));
     }
-    if tid != p.tid {
+    if *tid != &p.tid {
         problems.push(format!("tid {tid} ≠ {}", p.tid));
     }
-    if order != p.partner_order_id {
+    if *order != &p.partner_order_id {
         problems.push(format!("partner_order_id {order} ≠ {}", p.partner_order_id));
     }
-    if user != p.partner_user_id {
+    if *user != &p.partner_user_id {
         problems.push(format!("partner_user_id {user} ≠ {}", p.partner_user_id));
     }
-    let stored = p.amounts();
+    let stored = p.amounts;
     if paid.total != stored.total || paid.tax_free != stored.tax_free || paid.vat != stored.vat {
         problems.push(format!(
             "amount {}/{}/{} (total/tax-free/VAT) ≠ ordered {}/{}/{}",
@@ -49,27 +64,33 @@ impl Services {
     /// The approval callback: approves the payment once, whatever the number of callbacks.
     pub async fn approve_callback(
         &self,
-        id: &str,
+        id: &PaymentId,
         pg_token: PgToken,
-    ) -> Result<PaymentRecord, ServiceError> {
+    ) -> Result<Payment, ServiceError> {
         let mut waited = Duration::ZERO;
         let mut races = 0;
         loop {
             // The common case in one round trip: claim, then look only if that failed.
-            let now = now_ms();
+            let now = now();
             // Should this process die mid-call, the reconciler picks the payment up then.
-            let next_check = now + self.grace_ms();
+            let next_check = now.plus(self.grace());
             if let Some(claimed) = self
                 .store
-                .claim_approve(id, pg_token.expose(), now, next_check)
+                .claim_approve(
+                    id,
+                    &pg_token,
+                    now,
+                    next_check,
+                    (CALLBACK_WINDOW, CALLBACK_CALLS),
+                )
                 .await?
             {
                 let claimed = self.restamp_approve(claimed, now).await?;
                 return self.send_approve(&claimed, pg_token).await;
             }
             let p = self.payment(id).await?;
-            match p.status() {
-                PaymentStatus::Ready if now >= p.expires_at => {
+            match p.status {
+                PaymentStatus::Ready if p.is_past_expiry(now) => {
                     // Too late to approve; let KakaoPay say what happened.
                     return self.sync_from_callback(id).await;
                 }
@@ -84,7 +105,7 @@ impl Services {
                     return Ok(p);
                 }
                 PaymentStatus::Approving
-                    if p.pg_token.as_deref() != Some(pg_token.expose())
+                    if p.pg_token.as_ref() != Some(&pg_token)
                         && waited < Duration::from_secs(3) =>
                 {
                     // Someone else claimed it with another token (a stale or forged one): if that
@@ -100,34 +121,21 @@ impl Services {
     /// Calls approve for a claimed (`approving`) payment and records the outcome.
     pub(crate) async fn send_approve(
         &self,
-        p: &PaymentRecord,
+        p: &Payment,
         pg_token: PgToken,
-    ) -> Result<PaymentRecord, ServiceError> {
+    ) -> Result<Payment, ServiceError> {
         let request = ApproveRequest::new(
             self.kakaopay.cid().clone(),
-            p.tid.parse().map_err(|_| ServiceError::Conflict {
-                code: "corrupt_record",
-                message: "stored tid is invalid".into(),
-            })?,
-            p.partner_order_id
-                .parse()
-                .map_err(|_| ServiceError::Conflict {
-                    code: "corrupt_record",
-                    message: "stored order id is invalid".into(),
-                })?,
-            p.partner_user_id
-                .parse()
-                .map_err(|_| ServiceError::Conflict {
-                    code: "corrupt_record",
-                    message: "stored user id is invalid".into(),
-                })?,
+            p.tid.clone(),
+            p.partner_order_id.clone(),
+            p.partner_user_id.clone(),
             pg_token,
         );
         let outcome = self.kakaopay.approve(&request).await;
         if outcome.is_ok() {
             crate::crashpoint::hit("approve.after_kakaopay");
         }
-        let now = now_ms();
+        let now = now();
         match outcome {
             Ok(resp) => self.record_approved(p, &resp, now).await,
             Err(e) if e.may_have_applied() => {
@@ -136,9 +144,8 @@ impl Services {
                     .note(
                         &p.id,
                         PaymentStatus::Approving,
-                        &NewEvent::cause("approve_unclear")
-                            .code(code)
-                            .detail(e.to_string()),
+                        Cause::ApproveUnclear,
+                        Detail::text(e.to_string()).code(code),
                         now,
                     )
                     .await?;
@@ -155,37 +162,46 @@ impl Services {
                     Some(ErrorCode::NotAuthenticatedYet | ErrorCode::InvalidPgToken) => {
                         (Event::ApproveRetryable, None)
                     }
-                    Some(ErrorCode::PaymentExpired) => {
-                        (Event::Expired, Some(("-723".to_owned(), e.to_string())))
-                    }
+                    Some(ErrorCode::PaymentExpired) => (
+                        Event::Expired,
+                        Some((
+                            FailureCode::KakaoPay(ErrorCode::PaymentExpired.code()),
+                            e.to_string(),
+                        )),
+                    ),
                     // Never reached KakaoPay: nothing happened; the buyer can retry.
                     None if e.is_retryable() => (Event::ApproveRetryable, None),
                     _ => (
                         Event::ApproveFailed,
                         Some((
-                            code.map_or_else(
-                                || "kakaopay_error".to_owned(),
-                                |c| c.code().to_string(),
-                            ),
+                            code.map_or(FailureCode::KakaoPayError, |c| {
+                                FailureCode::KakaoPay(c.code())
+                            }),
                             failure_text(&e),
                         )),
                     ),
                 };
-                let to = transition(PaymentStatus::Approving, event)?;
-                let changes = Changes {
-                    failure_code: failure.as_ref().map(|f| f.0.clone()),
-                    failure_message: failure.map(|f| f.1),
-                    // Back to ready: the expiry check stays due.
-                    next_check_at: (to == PaymentStatus::Ready).then_some(p.expires_at + 5_000),
-                    ..Changes::default()
+                let mut change = match failure {
+                    Some((code, message)) => PaymentChange::failed(code, message),
+                    None => PaymentChange::default(),
                 };
-                let ev = NewEvent::cause(event.as_str())
-                    .code(code.map(ErrorCode::code))
-                    .detail(e.to_string());
-                self.store
-                    .transition(&p.id, PaymentStatus::Approving, to, &changes, &ev, now)
+                if event == Event::ApproveRetryable {
+                    // Back to ready: the expiry check stays due.
+                    change.next_check_at =
+                        Some(p.expires_at.plus(crate::domain::EXPIRY_CHECK_DELAY));
+                }
+                let to = self
+                    .store
+                    .transition(
+                        &p.id,
+                        PaymentStatus::Approving,
+                        event,
+                        &change,
+                        Detail::text(e.to_string()).code(code.map(ErrorCode::code)),
+                        now,
+                    )
                     .await?;
-                tracing::info!(payment = %p.id, error = %e, to = %to, "approve refused");
+                tracing::info!(payment = %p.id, error = %e, to = ?to, "approve refused");
                 self.payment(&p.id).await
             }
         }
@@ -194,49 +210,50 @@ impl Services {
     /// Records a successful approve, after checking it against the ledger.
     async fn record_approved(
         &self,
-        p: &PaymentRecord,
+        p: &Payment,
         resp: &ApproveResponse,
-        now: i64,
-    ) -> Result<PaymentRecord, ServiceError> {
+        now: Timestamp,
+    ) -> Result<Payment, ServiceError> {
         let paid = Amounts::from(&resp.amount);
         if let Some(why) = approval_mismatch(
             p,
-            resp.cid.as_str(),
-            resp.tid.as_str(),
-            resp.partner_order_id.as_str(),
-            resp.partner_user_id.as_str(),
-            &paid,
+            &RemotePaid {
+                cid: &resp.cid,
+                tid: &resp.tid,
+                order: &resp.partner_order_id,
+                user: &resp.partner_user_id,
+                paid,
+            },
         ) {
             return self
                 .cancel_mismatch(p, PaymentStatus::Approving, paid, &why)
                 .await;
         }
-        let changes = Changes {
-            aid: Some(resp.aid.as_str().to_owned()),
-            approved_at: Some(
-                resp.approved_at
-                    .map_or(now, |t| t.to_utc().timestamp_millis()),
-            ),
-            payment_method_type: resp
-                .payment_method_type
-                .as_ref()
-                .map(|m| m.as_str().to_owned()),
+        let change = PaymentChange {
+            aid: Some(resp.aid.clone()),
+            approved_at: Some(resp.approved_at.map_or(now, |t| t.to_utc().into())),
+            method: resp.payment_method_type.clone(),
             card_info: resp
                 .card_info
                 .as_ref()
-                .and_then(|c| serde_json::to_string(c).ok()),
+                .and_then(|c| serde_json::to_value(c).ok()),
             next_check_at: None,
-            ..Changes::default()
+            ..PaymentChange::default()
         };
-        let to = transition(PaymentStatus::Approving, Event::Approved)?;
-        let ev = NewEvent::cause(Event::Approved.as_str()).detail(format!("aid {}", resp.aid));
-        if self
+        if let Some(to) = self
             .store
-            .transition(&p.id, PaymentStatus::Approving, to, &changes, &ev, now)
+            .transition(
+                &p.id,
+                PaymentStatus::Approving,
+                Event::Approved,
+                &change,
+                Detail::text(format!("aid {}", resp.aid)),
+                now,
+            )
             .await?
         {
             tracing::info!(payment = %p.id, aid = %resp.aid, "payment approved");
-            return Ok(p.applied(to, &changes, now));
+            return Ok(p.applied(to, &change, now));
         }
         self.payment(&p.id).await
     }
@@ -245,33 +262,28 @@ impl Services {
     /// record why. Until the cancel is confirmed the payment stays where it is (`from`).
     pub(crate) async fn cancel_mismatch(
         &self,
-        p: &PaymentRecord,
+        p: &Payment,
         from: PaymentStatus,
         paid: Amounts,
         why: &str,
-    ) -> Result<PaymentRecord, ServiceError> {
+    ) -> Result<Payment, ServiceError> {
         tracing::error!(payment = %p.id, mismatch = %why, "approved payment does not match the order; cancelling it");
-        let now = now_ms();
+        let now = now();
         self.store
-            .note(
-                &p.id,
-                from,
-                &NewEvent::cause("amount_mismatch").detail(why.to_owned()),
-                now,
-            )
+            .note(&p.id, from, Cause::AmountMismatch, Detail::text(why), now)
             .await?;
-        let tid = p.tid.parse().map_err(|_| ServiceError::Conflict {
-            code: "corrupt_record",
-            message: "stored tid is invalid".into(),
-        })?;
-        let cancel =
-            CancelRequest::new(self.kakaopay.cid().clone(), tid, paid.total, paid.tax_free)
-                .vat(paid.vat)
-                .expect_available(paid.total);
+        let cancel = CancelRequest::new(
+            self.kakaopay.cid().clone(),
+            p.tid.clone(),
+            paid.total,
+            paid.tax_free,
+        )
+        .vat(paid.vat)
+        .expect_available(paid.total);
         match self.kakaopay.cancel(&cancel).await {
             Ok(resp) => {
                 let canceled = Amounts::from(&resp.canceled_amount);
-                self.record_mismatch_canceled(p, from, canceled, why, Some(resp.aid.as_str()))
+                self.record_mismatch_canceled(p, from, canceled, why, Some(&resp.aid))
                     .await
             }
             Err(e) => {
@@ -281,13 +293,14 @@ impl Services {
                     .note(
                         &p.id,
                         from,
-                        &NewEvent::cause("mismatch_cancel_failed")
-                            .code(e.code().map(ErrorCode::code))
-                            .detail(e.to_string()),
+                        Cause::MismatchCancelFailed,
+                        Detail::text(e.to_string()).code(e.code().map(ErrorCode::code)),
                         now,
                     )
                     .await?;
-                self.store.schedule_check(&p.id, Some(now + 1_000)).await?;
+                self.store
+                    .schedule_check(&p.id, Some(now.plus(Duration::from_secs(1))))
+                    .await?;
                 if e.may_have_applied() {
                     self.resolve_in_background(p.id.clone());
                 }
@@ -300,27 +313,23 @@ impl Services {
     /// marks all of it given back; KakaoPay's own figures go into the event.
     pub(crate) async fn record_mismatch_canceled(
         &self,
-        p: &PaymentRecord,
+        p: &Payment,
         from: PaymentStatus,
         kakaopay_canceled: Amounts,
         why: &str,
-        aid: Option<&str>,
-    ) -> Result<PaymentRecord, ServiceError> {
-        let now = now_ms();
-        let canceled = p.amounts();
+        aid: Option<&kakaopay::Aid>,
+    ) -> Result<Payment, ServiceError> {
+        let now = now();
+        let canceled = p.amounts;
         let why = format!(
             "{why}; KakaoPay cancelled {} won",
             kakaopay_canceled.total.won()
         );
         let why = why.as_str();
-        let to = transition(from, Event::MismatchCanceled)?;
-        let changes = Changes {
-            failure_code: Some("amount_mismatch".into()),
-            failure_message: Some(why.to_owned()),
+        let change = PaymentChange {
             canceled: Some(canceled),
             canceled_at: Some(now),
-            next_check_at: None,
-            ..Changes::default()
+            ..PaymentChange::failed(FailureCode::AmountMismatch, why)
         };
         let detail = match aid {
             Some(aid) => format!("{why}; cancelled at KakaoPay, aid {aid}"),
@@ -330,9 +339,9 @@ impl Services {
             .transition(
                 &p.id,
                 from,
-                to,
-                &changes,
-                &NewEvent::cause(Event::MismatchCanceled.as_str()).detail(detail),
+                Event::MismatchCanceled,
+                &change,
+                Detail::text(detail),
                 now,
             )
             .await?;

@@ -1,37 +1,11 @@
 //! Creating a payment: the server decides the amounts, calls ready, and keeps the TID with *this*
 //! payment. Nothing is stored when ready fails (KakaoPay issued no TID).
 
-use super::{IdempotencyKey, ServiceError, Services, new_id, now_ms};
-use crate::domain::{Amounts, PaymentStatus};
-use crate::store::{NewEvent, PaymentRecord};
+use super::{IdempotencyKey, ServiceError, Services, now};
+use crate::domain::{Amounts, Channel, Detail, Payment, PaymentId, Redirects};
 use kakaopay::{
     ItemCode, ItemName, PartnerOrderId, PartnerUserId, Quantity, ReadyRequest, RedirectUrl,
 };
-use serde::{Deserialize, Serialize};
-
-/// Which of ready's redirect URLs the buyer gets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// Desktop browsers: the page with the QR code.
-    #[default]
-    Pc,
-    /// Mobile browsers.
-    Mobile,
-    /// Native apps (webview).
-    App,
-}
-
-impl Channel {
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pc => "pc",
-            Self::Mobile => "mobile",
-            Self::App => "app",
-        }
-    }
-}
 
 /// A validated payment to create.
 #[derive(Clone, Debug)]
@@ -68,16 +42,16 @@ impl Services {
         &self,
         input: CreatePayment,
         key: Option<&IdempotencyKey>,
-    ) -> Result<PaymentRecord, ServiceError> {
+    ) -> Result<Payment, ServiceError> {
         if let Some(k) = key
             && let Some(existing) = self.store.payment_by_key(&k.key).await?
         {
             return Ok(existing);
         }
-        let id = new_id("pay_");
+        let id = PaymentId::generate();
         let partner_order_id = match input.partner_order_id {
             Some(o) => o,
-            None => PartnerOrderId::parse(id.clone()).map_err(|e| ServiceError::Invalid {
+            None => PartnerOrderId::parse(id.as_str()).map_err(|e| ServiceError::Invalid {
                 field: "partner_order_id",
                 message: e.reason().to_owned(),
             })?,
@@ -127,56 +101,30 @@ impl Services {
             code: "kakaopay_no_redirect",
             message: "KakaoPay answered ready without a redirect URL".into(),
         })?;
-        let now = now_ms();
-        let ttl = i64::try_from(self.settings.payment_ttl.as_millis()).unwrap_or(900_000);
-        let record = PaymentRecord {
-            id: id.clone(),
-            status: PaymentStatus::Ready.as_str().to_owned(),
-            cid: self.kakaopay.cid().as_str().to_owned(),
-            tid: ready.tid.as_str().to_owned(),
-            aid: None,
-            partner_order_id: partner_order_id.into_inner(),
-            partner_user_id: input.partner_user_id.into_inner(),
-            item_name: input.item_name.into_inner(),
-            item_code: input.item_code.map(ItemCode::into_inner),
-            quantity: i64::from(input.quantity.get()),
-            amount_total: input.amounts.total.won(),
-            amount_tax_free: input.amounts.tax_free.won(),
-            amount_vat: input.amounts.vat.won(),
-            amount_green_deposit: input.amounts.green_deposit.won(),
-            canceled_total: 0,
-            canceled_tax_free: 0,
-            canceled_vat: 0,
-            canceled_green_deposit: 0,
-            payment_method_type: None,
-            card_info: None,
-            channel: input.channel.as_str().to_owned(),
-            redirect_url: redirect,
-            redirect_pc_url: ready.next_redirect_pc_url,
-            redirect_mobile_url: ready.next_redirect_mobile_url,
-            redirect_app_url: ready.next_redirect_app_url,
-            return_url: input.return_url,
-            pg_token: None,
-            failure_code: None,
-            failure_message: None,
-            refund_in_flight: None,
-            created_at: now,
-            updated_at: now,
-            expires_at: now + ttl,
-            approve_started_at: None,
-            approved_at: None,
-            canceled_at: None,
-            // The reconciler looks once the 15 minutes are over, in case the buyer never returns.
-            next_check_at: Some(now + ttl + 5_000),
-            idempotency_key: key.map(|k| k.key.clone()),
-            check_attempts: 0,
-            resend_count: 0,
-        };
+        let payment = Payment::ready(
+            id,
+            self.kakaopay.cid().clone(),
+            ready.tid.clone(),
+            (partner_order_id, input.partner_user_id),
+            (input.item_name, input.item_code, input.quantity),
+            input.amounts,
+            input.channel,
+            Redirects {
+                url: redirect,
+                pc: ready.next_redirect_pc_url,
+                mobile: ready.next_redirect_mobile_url,
+                app: ready.next_redirect_app_url,
+            },
+            input.return_url,
+            key.map(|k| k.key.clone()),
+            now(),
+            self.settings.payment_ttl,
+        );
         let inserted = self
             .store
             .insert_payment(
-                &record,
-                &NewEvent::cause("created").detail(format!("ready: tid {}", record.tid)),
+                &payment,
+                Detail::text(format!("ready: tid {}", payment.tid)),
             )
             .await;
         match inserted {
@@ -191,7 +139,7 @@ impl Services {
                 }
                 if let Some(existing) = self
                     .store
-                    .live_payment_for_order(&record.partner_order_id)
+                    .live_payment_for_order(payment.partner_order_id.as_str())
                     .await?
                 {
                     return Err(duplicate_order(&existing));
@@ -200,19 +148,17 @@ impl Services {
             }
             Err(e) => return Err(e.into()),
         }
-        tracing::info!(payment = %record.id, tid = %record.tid, total = record.amount_total, "payment created");
-        Ok(record)
+        tracing::info!(payment = %payment.id, tid = %payment.tid, total = payment.amounts.total.won(), "payment created");
+        Ok(payment)
     }
 }
 
-fn duplicate_order(existing: &PaymentRecord) -> ServiceError {
+fn duplicate_order(existing: &Payment) -> ServiceError {
     ServiceError::Conflict {
         code: "duplicate_order",
         message: format!(
             "order {} already has payment {} ({}); a new payment for it is possible once that one ended unpaid",
-            existing.partner_order_id,
-            existing.id,
-            existing.status()
+            existing.partner_order_id, existing.id, existing.status
         ),
     }
 }

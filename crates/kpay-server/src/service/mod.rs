@@ -6,16 +6,22 @@
 mod approve;
 mod create;
 mod refund;
+mod reports;
 pub(crate) mod resolve;
 mod sync;
 
-pub use create::{Channel, CreatePayment};
+pub use create::CreatePayment;
 pub use refund::{RefundInput, RefundResult};
+pub use reports::{Dashboard, DayFigures, RefundPreview};
 pub use resolve::Resolvers;
 pub use sync::SyncReport;
 
-use crate::domain::{AmountsError, PaymentStatus, RefundError, TransitionError};
+use crate::domain::{
+    AmountsError, FailureCode, Payment, PaymentEvent, PaymentId, Refund, RefundError, RefundId,
+    Timestamp, TransitionError,
+};
 use crate::gateway::Gateway;
+use crate::store::{ListFilter, Page};
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,11 +100,19 @@ pub enum ServiceError {
     #[error("refund {refund_id} failed ({code}): {message}")]
     RefundFailed {
         /// The refund.
-        refund_id: String,
+        refund_id: RefundId,
         /// KakaoPay's code or the server's reason.
-        code: String,
+        code: FailureCode,
         /// Why.
         message: String,
+    },
+    /// KakaoPay answered without something the ledger needs; nothing was decided from it.
+    #[error("KakaoPay's {operation} answer lacks {field}; nothing was changed")]
+    Incomplete {
+        /// The missing field.
+        field: &'static str,
+        /// Which call.
+        operation: &'static str,
     },
     /// The database failed.
     #[error(transparent)]
@@ -160,44 +174,69 @@ impl ServiceError {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// Now, by this machine's clock.
+pub fn now() -> Timestamp {
+    Timestamp::now()
 }
 
-/// A random id: `prefix` + 20 lower-case letters and digits.
-pub fn new_id(prefix: &str) -> String {
+/// A random token: 20 lower-case letters and digits (locks, lease owners, run ids).
+pub fn token() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
-    let tail: String = (0..20)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("{prefix}{tail}")
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 impl Services {
     /// Loads a payment or fails with [`ServiceError::NotFound`].
-    pub async fn payment(&self, id: &str) -> Result<crate::store::PaymentRecord, ServiceError> {
+    pub async fn payment(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
         self.store
             .payment(id)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(id.to_owned()))
+            .ok_or_else(|| ServiceError::NotFound(id.to_string()))
+    }
+
+    /// A payment with every refund of it, oldest first.
+    pub async fn payment_with_refunds(
+        &self,
+        id: &PaymentId,
+    ) -> Result<(Payment, Vec<Refund>), ServiceError> {
+        let payment = self.payment(id).await?;
+        let refunds = self.store.refunds(id).await?;
+        Ok((payment, refunds))
+    }
+
+    /// A payment's event log, oldest first.
+    pub async fn events(&self, id: &PaymentId) -> Result<Vec<PaymentEvent>, ServiceError> {
+        self.payment(id).await?;
+        Ok(self.store.events(id).await?)
+    }
+
+    /// A round trip to the database (readiness).
+    pub async fn ping_database(&self) -> Result<(), ServiceError> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// How many payments are in each status.
+    pub async fn payment_counts(
+        &self,
+    ) -> Result<Vec<(crate::domain::PaymentStatus, u64)>, ServiceError> {
+        Ok(self.store.status_counts().await?)
+    }
+
+    /// A page of payments, newest first.
+    pub async fn payments(&self, filter: &ListFilter) -> Result<Page, ServiceError> {
+        Ok(self.store.page(filter).await?)
     }
 
     /// How long after a call was sent its outcome may still change: the grace period, and never
     /// less than the call's own timeout (a lookup while the call is still out proves nothing; a
     /// grace shorter than the timeout would free a refund whose cancel is still on its way).
-    fn grace_ms(&self) -> i64 {
-        let grace = self
-            .settings
+    fn grace(&self) -> Duration {
+        self.settings
             .unknown_grace
-            .max(self.settings.kakaopay_timeout);
-        i64::try_from(grace.as_millis()).unwrap_or(i64::MAX / 4)
-    }
-
-    /// Whether `status` is one whose truth lives at KakaoPay.
-    pub fn is_unclear(status: PaymentStatus, refund_in_flight: bool) -> bool {
-        status == PaymentStatus::Approving || refund_in_flight
+            .max(self.settings.kakaopay_timeout)
     }
 }

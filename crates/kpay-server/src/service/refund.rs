@@ -2,9 +2,12 @@
 //! sent with KakaoPay's `cancel_available_amount` guard. A refund is a record with its own AID and
 //! status; an unclear answer leaves it pending until a lookup settles it.
 
-use super::{IdempotencyKey, ServiceError, Services, new_id, now_ms};
-use crate::domain::{Event, PaymentStatus, RefundRequest, RefundStatus, plan_refund};
-use crate::store::{BeginRefund, NewEvent, PaymentRecord, RefundOutcome, RefundRecord};
+use super::{IdempotencyKey, ServiceError, Services, now};
+use crate::domain::{
+    Cause, Detail, Failure, FailureCode, Payment, PaymentId, PaymentStatus, Refund, RefundAid,
+    RefundRequest, RefundStatus, plan_refund,
+};
+use crate::store::{BeginRefund, RefundEnd};
 use kakaopay::{Amount, CancelRequest, ErrorCode, Payload};
 
 /// A refund as asked through the API.
@@ -24,11 +27,11 @@ pub struct RefundInput {
 #[derive(Clone, Debug)]
 pub struct RefundResult {
     /// The payment after it.
-    pub payment: PaymentRecord,
-    /// The refund record.
-    pub refund: RefundRecord,
+    pub payment: Payment,
+    /// The refund.
+    pub refund: Refund,
     /// Every refund of the payment, oldest first (this one included).
-    pub refunds: Vec<RefundRecord>,
+    pub refunds: Vec<Refund>,
 }
 
 impl Services {
@@ -37,7 +40,7 @@ impl Services {
     /// was pending) answers with that refund as it is now and never refunds again.
     pub async fn refund(
         &self,
-        id: &str,
+        id: &PaymentId,
         input: RefundInput,
         key: Option<&IdempotencyKey>,
     ) -> Result<RefundResult, ServiceError> {
@@ -48,7 +51,7 @@ impl Services {
         }
         for _ in 0..3 {
             let p = self.payment(id).await?;
-            let status = p.status();
+            let status = p.status;
             if !status.is_refundable() {
                 let message = match status {
                     PaymentStatus::Approving => "the payment's approval is still being confirmed; refund it once it is approved".to_owned(),
@@ -64,42 +67,36 @@ impl Services {
                 return self.in_progress(key).await;
             }
             let plan = plan_refund(
-                &p.amounts(),
-                &p.canceled(),
+                &p.amounts,
+                &p.canceled,
                 RefundRequest {
                     amount: input.amount.unwrap_or_else(|| p.cancelable()),
                     tax_free: input.tax_free,
                     vat: input.vat,
                 },
             )?;
-            let now = now_ms();
-            let refund = RefundRecord {
-                id: new_id("rfd_"),
-                payment_id: p.id.clone(),
-                status: RefundStatus::Pending.as_str().to_owned(),
-                amount: plan.amounts.total.won(),
-                tax_free: plan.amounts.tax_free.won(),
-                vat: plan.amounts.vat.won(),
-                green_deposit: plan.amounts.green_deposit.won(),
-                cancelable_before: plan.cancelable_before.won(),
-                reason: input.reason.as_ref().map(|r| r.as_str().to_owned()),
-                aid: None,
-                failure_code: None,
-                failure_message: None,
-                created_at: now,
-                updated_at: now,
-                idempotency_key: key.map(|k| k.key.clone()),
-            };
-            let ev = NewEvent::cause("refund_requested").detail(format!(
+            let now = now();
+            let refund = Refund::pending(
+                p.id.clone(),
+                plan.amounts,
+                plan.cancelable_before,
+                input.reason.as_ref().map(|r| r.as_str().to_owned()),
+                key.map(|k| k.key.clone()),
+                now,
+            );
+            let detail = Detail::text(format!(
                 "refund {} of {} won (tax-free {}, VAT {})",
-                refund.id, refund.amount, refund.tax_free, refund.vat
+                refund.id,
+                refund.amounts.total.won(),
+                refund.amounts.tax_free.won(),
+                refund.amounts.vat.won()
             ));
             // Should this process die while the cancel is out, the reconciler looks it up once
             // the answer can no longer be on its way.
-            let check_at = now + self.grace_ms();
+            let check_at = now.plus(self.grace());
             let begun = match self
                 .store
-                .begin_refund(&refund, status, p.canceled_total, &ev, check_at)
+                .begin_refund(&refund, status, p.canceled.total, detail, check_at)
                 .await
             {
                 Ok(b) => b,
@@ -114,11 +111,31 @@ impl Services {
                 BeginRefund::InFlight => return self.in_progress(key).await,
                 BeginRefund::Changed => continue,
             }
-            return self
-                .send_refund(&p, refund, plan.full, plan.cancelable_before, input.reason)
-                .await;
+            return self.send_refund(&p, refund, plan.full, input.reason).await;
         }
         self.in_progress(key).await
+    }
+
+    /// [`Services::refund`] of a balance an operator confirmed: refused (409 `balance_changed`)
+    /// when what can be refunded is no longer `confirmed` (another refund landed meanwhile).
+    pub async fn refund_confirmed(
+        &self,
+        id: &PaymentId,
+        input: RefundInput,
+        confirmed: Amount,
+    ) -> Result<RefundResult, ServiceError> {
+        let p = self.payment(id).await?;
+        if p.cancelable() != confirmed {
+            return Err(ServiceError::Conflict {
+                code: "balance_changed",
+                message: format!(
+                    "the refundable amount changed from {} to {} won since it was confirmed",
+                    confirmed.won(),
+                    p.cancelable().won()
+                ),
+            });
+        }
+        self.refund(id, input, None).await
     }
 
     /// Another refund holds the payment's refund slot: the one made under `key` if there is one
@@ -137,17 +154,21 @@ impl Services {
 
     /// The answer for a refund that already exists: succeeded or pending (its resolution kept
     /// going) with the payment, or the failure it ended with.
-    async fn refund_outcome(&self, refund: RefundRecord) -> Result<RefundResult, ServiceError> {
-        match refund.status() {
-            RefundStatus::Failed => Err(ServiceError::RefundFailed {
-                refund_id: refund.id,
-                code: refund
-                    .failure_code
-                    .unwrap_or_else(|| "refund_failed".to_owned()),
-                message: refund
-                    .failure_message
-                    .unwrap_or_else(|| "the refund failed".to_owned()),
-            }),
+    async fn refund_outcome(&self, refund: Refund) -> Result<RefundResult, ServiceError> {
+        match refund.status {
+            RefundStatus::Failed => {
+                let failure = refund.failure.unwrap_or(Failure {
+                    code: FailureCode::KakaoPayError,
+                    message: None,
+                });
+                Err(ServiceError::RefundFailed {
+                    refund_id: refund.id,
+                    code: failure.code,
+                    message: failure
+                        .message
+                        .unwrap_or_else(|| "the refund failed".to_owned()),
+                })
+            }
             RefundStatus::Pending => {
                 self.resolve_in_background(refund.payment_id.clone());
                 self.refund_result(refund).await
@@ -157,7 +178,7 @@ impl Services {
     }
 
     /// The payment, `refund` as stored now, and every refund of the payment.
-    async fn refund_result(&self, refund: RefundRecord) -> Result<RefundResult, ServiceError> {
+    async fn refund_result(&self, refund: Refund) -> Result<RefundResult, ServiceError> {
         let payment = self.payment(&refund.payment_id).await?;
         let refunds = self.store.refunds(&refund.payment_id).await?;
         let refund = refunds
@@ -174,25 +195,20 @@ impl Services {
 
     async fn send_refund(
         &self,
-        p: &PaymentRecord,
-        refund: RefundRecord,
+        p: &Payment,
+        refund: Refund,
         full: bool,
-        cancelable_before: Amount,
         reason: Option<Payload>,
     ) -> Result<RefundResult, ServiceError> {
-        let tid = p.tid.parse().map_err(|_| ServiceError::Conflict {
-            code: "corrupt_record",
-            message: "stored tid is invalid".into(),
-        })?;
-        let amounts = refund.amounts();
+        let amounts = refund.amounts;
         let mut cancel = CancelRequest::new(
             self.kakaopay.cid().clone(),
-            tid,
+            p.tid.clone(),
             amounts.total,
             amounts.tax_free,
         )
         .vat(amounts.vat)
-        .expect_available(cancelable_before);
+        .expect_available(refund.cancelable_before);
         if let Some(reason) = reason {
             cancel = cancel.payload(reason);
         }
@@ -200,73 +216,67 @@ impl Services {
         if outcome.is_ok() {
             crate::crashpoint::hit("refund.after_kakaopay");
         }
-        let now = now_ms();
-        let from = p.status();
+        let now = now();
+        let from = p.status;
         match outcome {
             Ok(resp) => {
-                let canceled = p.canceled().checked_add(&amounts).unwrap_or(amounts);
-                let to = if full || canceled.total >= p.amounts().total {
-                    PaymentStatus::Canceled
-                } else {
-                    PaymentStatus::PartiallyCanceled
-                };
-                let event = if to == PaymentStatus::Canceled {
-                    Event::FullyRefunded
-                } else {
-                    Event::PartlyRefunded
-                };
-                let ev = NewEvent::cause(event.as_str()).detail(format!(
+                // Refunded at most what was paid: the plan was made against the balance.
+                let refunded = p.canceled.checked_add(&amounts).unwrap_or(p.amounts);
+                let detail = Detail::text(format!(
                     "refund {} of {} won, aid {}",
-                    refund.id, refund.amount, resp.aid
+                    refund.id,
+                    amounts.total.won(),
+                    resp.aid
                 ));
                 self.store
                     .finish_refund(
                         &p.id,
                         &refund.id,
-                        RefundOutcome::Succeeded {
-                            aid: resp.aid.as_str(),
-                            canceled,
+                        RefundEnd::Succeeded {
+                            aid: RefundAid::Known(resp.aid.clone()),
+                            paid: p.amounts,
+                            refunded,
+                            asked_for_all: full,
                         },
                         from,
-                        to,
-                        &ev,
+                        detail,
                         now,
                     )
                     .await?;
-                tracing::info!(payment = %p.id, refund = %refund.id, amount = refund.amount, aid = %resp.aid, "refunded");
+                tracing::info!(payment = %p.id, refund = %refund.id, amount = amounts.total.won(), aid = %resp.aid, "refunded");
             }
             Err(e) if e.may_have_applied() => {
-                let ev = NewEvent::cause("refund_unclear")
-                    .code(e.code().map(ErrorCode::code))
-                    .detail(format!("refund {}: {e}", refund.id));
-                self.store.note(&p.id, from, &ev, now).await?;
+                let detail = Detail::text(format!("refund {}: {e}", refund.id))
+                    .code(e.code().map(ErrorCode::code));
+                self.store
+                    .note(&p.id, from, Cause::RefundUnclear, detail, now)
+                    .await?;
                 self.store.schedule_check(&p.id, Some(now)).await?;
                 tracing::warn!(payment = %p.id, refund = %refund.id, error = %e, "refund outcome unknown; looking the order up");
                 self.resolve_in_background(p.id.clone());
             }
             Err(e) => {
-                let code = e.code().map_or_else(
-                    || "kakaopay_unavailable".to_owned(),
-                    |c| c.code().to_string(),
-                );
+                let code = e.code().map_or(FailureCode::KakaoPayUnavailable, |c| {
+                    FailureCode::KakaoPay(c.code())
+                });
                 let message = e.to_string();
                 let unavailable = ServiceError::is_unavailable(&e);
-                let ev = NewEvent::cause("refund_failed")
-                    .code(e.code().map(ErrorCode::code))
-                    .detail(format!("refund {}: {message}", refund.id));
+                let detail = Detail::text(format!("refund {}: {message}", refund.id))
+                    .code(e.code().map(ErrorCode::code));
                 self.store
                     .finish_refund(
                         &p.id,
                         &refund.id,
-                        RefundOutcome::Failed {
-                            code: &code,
-                            message: &message,
+                        RefundEnd::Failed {
+                            failure: Failure {
+                                code,
+                                message: Some(message),
+                            },
                             // Answered with a 5xx, which frees the key: a retry tries anew.
                             release_key: unavailable,
                         },
                         from,
-                        from,
-                        &ev,
+                        detail,
                         now,
                     )
                     .await?;

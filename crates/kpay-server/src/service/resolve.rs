@@ -13,7 +13,8 @@
 //! * **bounded callbacks**: browser callbacks (which anyone can forge) cause at most
 //!   [`CALLBACK_CALLS`] KakaoPay calls per payment per minute.
 
-use super::{ServiceError, Services, SyncReport, now_ms};
+use super::{ServiceError, Services, SyncReport, now, token};
+use crate::domain::{Payment, PaymentId, RefundId, Timestamp};
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,43 +22,43 @@ use std::time::Duration;
 
 /// How long a payment's lease lasts unless renewed. Short, so that a dead holder's payments are
 /// picked up within seconds; the living holder renews it every [`RENEW_EVERY`].
-pub(crate) const LEASE_MS: i64 = 10_000;
+pub(crate) const LEASE: Duration = Duration::from_secs(10);
 /// How often a holder renews its lease or idempotency lock.
 pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(3);
 /// Re-sends of one approve claim at most.
-pub(crate) const MAX_RESENDS: i64 = 6;
-/// KakaoPay calls that browser callbacks may cause per payment per [`CALLBACK_WINDOW_MS`].
+pub(crate) const MAX_RESENDS: u32 = 6;
+/// KakaoPay calls that browser callbacks may cause per payment per [`CALLBACK_WINDOW`].
 pub(crate) const CALLBACK_CALLS: i64 = 5;
 /// A database write slower than this moves an unclear call's stamp to when it is really sent.
-const SLOW_WRITE_MS: i64 = 500;
+const SLOW_WRITE: Duration = Duration::from_millis(500);
 /// When the reconciler looks after a callback's own lookup failed.
-const CALLBACK_RETRY_MS: i64 = 2_000;
+const CALLBACK_RETRY: Duration = Duration::from_secs(2);
 /// The window of [`CALLBACK_CALLS`].
-pub(crate) const CALLBACK_WINDOW_MS: i64 = 60_000;
+pub(crate) const CALLBACK_WINDOW: Duration = Duration::from_secs(60);
 /// The longest wait between two lookups of a payment that stays unclear.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// The payments this process is resolving in the background.
 #[derive(Clone, Debug, Default)]
-pub struct Resolvers(Arc<Mutex<HashSet<String>>>);
+pub struct Resolvers(Arc<Mutex<HashSet<PaymentId>>>);
 
 /// Membership in [`Resolvers`], given up when dropped (also when the task panics or is aborted).
 struct Resolving {
     set: Resolvers,
-    id: String,
+    id: PaymentId,
 }
 
 impl Resolvers {
-    fn enter(&self, id: &str) -> Option<Resolving> {
+    fn enter(&self, id: &PaymentId) -> Option<Resolving> {
         let mut set = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        set.insert(id.to_owned()).then(|| Resolving {
+        set.insert(id.clone()).then(|| Resolving {
             set: self.clone(),
-            id: id.to_owned(),
+            id: id.clone(),
         })
     }
 
     /// Whether a resolver for `id` is running in this process.
-    pub fn contains(&self, id: &str) -> bool {
+    pub fn contains(&self, id: &PaymentId) -> bool {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -84,35 +85,28 @@ pub(crate) fn jittered(d: Duration) -> Duration {
 
 /// The wait before the next lookup of a payment that stayed unclear `attempts` times in a row:
 /// one second doubling, at most [`MAX_BACKOFF`], jittered.
-pub(crate) fn backoff(attempts: i64) -> Duration {
-    let exp = u32::try_from(attempts.clamp(0, 16)).unwrap_or(16);
-    jittered(Duration::from_secs(1u64 << exp).min(MAX_BACKOFF))
+pub(crate) fn backoff(attempts: u32) -> Duration {
+    jittered(Duration::from_secs(1u64 << attempts.min(16)).min(MAX_BACKOFF))
 }
 
 /// A lease owner for one acquisition: the instance, for people reading the table, and a random
 /// part, so that two tasks of one instance never share a lease.
 pub(crate) fn lease_token(instance: &str) -> String {
-    super::new_id(&format!("{instance}/"))
-}
-
-/// Milliseconds of a duration, saturating.
-pub(crate) fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4)
+    format!("{instance}/{}", token())
 }
 
 impl Services {
     /// Looks a payment up at KakaoPay in the background until its unclear step is resolved: soon
     /// and often at first, then leaves it to the reconciler. At most one per payment in this
     /// process; across instances, only while holding the payment's lease.
-    pub fn resolve_in_background(&self, id: String) {
+    pub fn resolve_in_background(&self, id: PaymentId) {
         let Some(resolving) = self.resolvers.enter(&id) else {
             return;
         };
         let services = self.clone();
         self.tasks.spawn(async move {
             let _resolving = resolving;
-            let horizon = Duration::from_millis(services.grace_ms().unsigned_abs())
-                + Duration::from_secs(2);
+            let horizon = services.grace() + Duration::from_secs(2);
             let mut waited = Duration::ZERO;
             let mut step = Duration::from_millis(100);
             while waited <= horizon {
@@ -138,9 +132,9 @@ impl Services {
 
     /// [`Services::sync`] while holding the payment's lease, renewed as long as it runs. `None`
     /// when another resolver (here or in another instance) holds it.
-    pub async fn sync_leased(&self, id: &str) -> Result<Option<SyncReport>, ServiceError> {
+    pub async fn sync_leased(&self, id: &PaymentId) -> Result<Option<SyncReport>, ServiceError> {
         let owner = &lease_token(&self.settings.instance);
-        if !self.store.lease_one(id, owner, now_ms(), LEASE_MS).await? {
+        if !self.store.lease_one(id, owner, now(), LEASE).await? {
             return Ok(None);
         }
         let result = self.holding_lease(id, owner, self.sync(id)).await;
@@ -153,7 +147,7 @@ impl Services {
     /// Runs `work` while renewing `owner`'s lease of payment `id`.
     pub(crate) async fn holding_lease<F: Future>(
         &self,
-        id: &str,
+        id: &PaymentId,
         owner: &str,
         work: F,
     ) -> F::Output {
@@ -164,7 +158,7 @@ impl Services {
             tokio::select! {
                 out = &mut work => return out,
                 _ = renew.tick() => {
-                    match self.store.renew_lease(id, owner, now_ms() + LEASE_MS).await {
+                    match self.store.renew_lease(id, owner, now().plus(LEASE)).await {
                         Ok(true) => {}
                         // Work already under way finishes (its writes are conditional); another
                         // resolver may now look too, which costs a lookup, not money.
@@ -182,11 +176,13 @@ impl Services {
     /// believes "not applied" while the call may still be out.
     pub(crate) async fn restamp_approve(
         &self,
-        mut p: crate::store::PaymentRecord,
-        stamped: i64,
-    ) -> Result<crate::store::PaymentRecord, ServiceError> {
-        let now = now_ms();
-        if now - stamped > SLOW_WRITE_MS && self.store.restamp_approve(&p.id, stamped, now).await? {
+        mut p: Payment,
+        stamped: Timestamp,
+    ) -> Result<Payment, ServiceError> {
+        let now = now();
+        if now.since(stamped) > SLOW_WRITE
+            && self.store.restamp_approve(&p.id, stamped, now).await?
+        {
             p.approve_started_at = Some(now);
         }
         Ok(p)
@@ -195,11 +191,11 @@ impl Services {
     /// [`Services::restamp_approve`] for a refund about to be sent.
     pub(crate) async fn restamp_refund(
         &self,
-        refund_id: &str,
-        stamped: i64,
+        refund_id: &RefundId,
+        stamped: Timestamp,
     ) -> Result<(), ServiceError> {
-        let now = now_ms();
-        if now - stamped > SLOW_WRITE_MS {
+        let now = now();
+        if now.since(stamped) > SLOW_WRITE {
             self.store.restamp_refund(refund_id, now).await?;
         }
         Ok(())
@@ -207,14 +203,11 @@ impl Services {
 
     /// A lookup caused by a browser callback (cancel, fail, a late approve): made only while the
     /// payment's callback budget lasts; otherwise the payment as known.
-    pub async fn sync_from_callback(
-        &self,
-        id: &str,
-    ) -> Result<crate::store::PaymentRecord, ServiceError> {
-        let now = now_ms();
+    pub async fn sync_from_callback(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
+        let now = now();
         if !self
             .store
-            .take_callback_budget(id, now, CALLBACK_WINDOW_MS, CALLBACK_CALLS)
+            .take_callback_budget(id, now, CALLBACK_WINDOW, CALLBACK_CALLS)
             .await?
         {
             tracing::info!(payment = %id, "callback budget spent; answering without a lookup");
@@ -222,12 +215,12 @@ impl Services {
         }
         match self.sync(id).await {
             Ok(report) => Ok(report.payment),
-            Err(ServiceError::NotFound(id)) => Err(ServiceError::NotFound(id)),
+            Err(ServiceError::NotFound(missing)) => Err(ServiceError::NotFound(missing)),
             Err(e) => {
                 // KakaoPay unreachable: show what is known, and let the reconciler look soon (the
                 // buyer's news, say a quit, must not wait for the 15 minutes).
                 tracing::warn!(payment = %id, error = %e, "lookup after a callback failed");
-                self.store.check_by(id, now + CALLBACK_RETRY_MS).await?;
+                self.store.check_by(id, now.plus(CALLBACK_RETRY)).await?;
                 self.payment(id).await
             }
         }
@@ -241,9 +234,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn backoff_grows_and_stays_capped(attempts in 0i64..1000) {
+        fn backoff_grows_and_stays_capped(attempts in 0u32..1000) {
             let d = backoff(attempts);
-            let full = Duration::from_secs(1u64 << attempts.clamp(0, 16)).min(MAX_BACKOFF);
+            let full = Duration::from_secs(1u64 << attempts.min(16)).min(MAX_BACKOFF);
             prop_assert!(d <= full);
             prop_assert!(d >= full / 2);
         }
@@ -252,15 +245,13 @@ mod tests {
     #[test]
     fn one_resolver_per_payment() {
         let r = Resolvers::default();
-        let first = r.enter("pay_1");
+        let (one, two) = (PaymentId::generate(), PaymentId::generate());
+        let first = r.enter(&one);
         assert!(first.is_some());
-        assert!(r.enter("pay_1").is_none(), "a second resolver is refused");
-        assert!(r.enter("pay_2").is_some());
+        assert!(r.enter(&one).is_none(), "a second resolver is refused");
+        assert!(r.enter(&two).is_some());
         drop(first);
-        assert!(!r.contains("pay_1"));
-        assert!(
-            r.enter("pay_1").is_some(),
-            "free again once the first ended"
-        );
+        assert!(!r.contains(&one));
+        assert!(r.enter(&one).is_some(), "free again once the first ended");
     }
 }

@@ -1,18 +1,21 @@
 //! Order lookup → ledger: the one place that turns KakaoPay's truth into local state. Used by the
 //! `sync` API, the browser's cancel/fail callbacks, background resolution and the reconciler.
 
-use super::approve::approval_mismatch;
-use super::resolve::{MAX_BACKOFF, MAX_RESENDS, ms};
-use super::{ServiceError, Services, new_id, now_ms};
-use crate::domain::{Amounts, Event, PaymentStatus, RefundStatus, Remote, reconcile, transition};
-use crate::store::{Changes, NewEvent, PaymentRecord, RefundOutcome, RefundRecord};
-use kakaopay::{OrderResponse, OrderStatus, PaymentActionType, PgToken};
+use super::approve::{RemotePaid, approval_mismatch};
+use super::resolve::{MAX_BACKOFF, MAX_RESENDS};
+use super::{ServiceError, Services, now};
+use crate::domain::{
+    Amounts, Cause, Detail, EXPIRY_CHECK_DELAY, Event, FailureCode, Payment, PaymentChange,
+    PaymentId, PaymentStatus, Refund, RefundAid, RefundStatus, Remote, Timestamp, reconcile,
+};
+use crate::store::RefundEnd;
+use kakaopay::{Amount, ErrorCode, OrderResponse, OrderStatus, PaymentActionType};
 
 /// What a sync did.
 #[derive(Clone, Debug)]
 pub struct SyncReport {
     /// The payment after the sync.
-    pub payment: PaymentRecord,
+    pub payment: Payment,
     /// The status change, if any.
     pub changed: Option<(PaymentStatus, PaymentStatus)>,
     /// Where the ledger and KakaoPay disagree after the sync.
@@ -22,8 +25,8 @@ pub struct SyncReport {
 }
 
 /// Where the ledger and KakaoPay's order disagree, if they do.
-pub(crate) fn compare(p: &PaymentRecord, order: &OrderResponse) -> Option<String> {
-    let local = p.status();
+pub(crate) fn compare(p: &Payment, order: &OrderResponse) -> Option<String> {
+    let local = p.status;
     let remote_paid = order.status.is_paid() || order.status == OrderStatus::IssuedSid;
     let remote_canceled = order.canceled_amount.map_or(0, |a| a.total.won());
     match local {
@@ -33,10 +36,10 @@ pub(crate) fn compare(p: &PaymentRecord, order: &OrderResponse) -> Option<String
                     "the ledger says {local} but KakaoPay says {}",
                     order.status
                 ))
-            } else if p.refund_in_flight.is_none() && remote_canceled != p.canceled_total {
+            } else if p.refund_in_flight.is_none() && remote_canceled != p.canceled.total.won() {
                 Some(format!(
                     "refunded {} won here but {remote_canceled} won at KakaoPay",
-                    p.canceled_total
+                    p.canceled.total.won()
                 ))
             } else {
                 None
@@ -54,15 +57,11 @@ pub(crate) fn compare(p: &PaymentRecord, order: &OrderResponse) -> Option<String
 
 impl Services {
     /// Looks the payment up at KakaoPay and brings the ledger in line.
-    pub async fn sync(&self, id: &str) -> Result<SyncReport, ServiceError> {
+    pub async fn sync(&self, id: &PaymentId) -> Result<SyncReport, ServiceError> {
         let p = self.payment(id).await?;
-        let tid = p.tid.parse().map_err(|_| ServiceError::Conflict {
-            code: "corrupt_record",
-            message: "stored tid is invalid".into(),
-        })?;
-        let before = p.status();
-        let now = now_ms();
-        let order = match self.kakaopay.order(&tid).await {
+        let before = p.status;
+        let now = now();
+        let order = match self.kakaopay.order(&p.tid).await {
             Ok(order) => order,
             Err(e) if e.code() == Some(kakaopay::ErrorCode::TidNotFound) => {
                 return self.forgotten_by_kakaopay(p, e, now).await;
@@ -80,7 +79,7 @@ impl Services {
             _ => {}
         }
         let mut after = self.payment(id).await?;
-        if after.status().is_refundable() && !before.is_refundable() {
+        if after.status.is_refundable() && !before.is_refundable() {
             // Just learned it was paid; it may have been refunded too.
             self.sync_refunds(&after, &order, now).await?;
             after = self.payment(id).await?;
@@ -95,10 +94,10 @@ impl Services {
         if let Some(m) = &mismatch {
             tracing::warn!(payment = %id, mismatch = %m, "ledger and KakaoPay disagree");
         }
-        let status = after.status();
+        let status = after.status;
         Ok(SyncReport {
             changed: (status != before).then_some((before, status)),
-            still_unclear: Services::is_unclear(status, after.refund_in_flight.is_some()),
+            still_unclear: after.is_unclear(),
             mismatch,
             payment: after,
         })
@@ -109,36 +108,36 @@ impl Services {
     /// anything else is reported as it is.
     async fn forgotten_by_kakaopay(
         &self,
-        p: PaymentRecord,
+        p: Payment,
         e: kakaopay::Error,
-        now: i64,
+        now: Timestamp,
     ) -> Result<SyncReport, ServiceError> {
-        let from = p.status();
+        let from = p.status;
         let event = match from {
-            PaymentStatus::Ready if now >= p.expires_at => Event::Expired,
-            PaymentStatus::Approving
-                if now - p.approve_started_at.unwrap_or(p.updated_at) >= self.grace_ms() =>
-            {
+            PaymentStatus::Ready if p.is_past_expiry(now) => Event::Expired,
+            PaymentStatus::Approving if now.since(p.approve_started()) >= self.grace() => {
                 Event::ApproveFailed
             }
             _ => return Err(ServiceError::kakaopay(e)),
         };
-        let to = transition(from, event)?;
-        let changes = Changes {
-            failure_code: Some("-721".into()),
-            failure_message: Some("KakaoPay does not know this TID".into()),
-            next_check_at: None,
-            ..Changes::default()
-        };
-        let ev = NewEvent::cause(event.as_str())
-            .code(Some(-721))
-            .detail("order lookup: TID does not exist");
+        let code = ErrorCode::TidNotFound.code();
+        let change = PaymentChange::failed(
+            FailureCode::KakaoPay(code),
+            "KakaoPay does not know this TID",
+        );
         self.store
-            .transition(&p.id, from, to, &changes, &ev, now)
+            .transition(
+                &p.id,
+                from,
+                event,
+                &change,
+                Detail::text("order lookup: TID does not exist").code(Some(code)),
+                now,
+            )
             .await?;
         let after = self.payment(&p.id).await?;
         Ok(SyncReport {
-            changed: (after.status() != from).then_some((from, after.status())),
+            changed: (after.status != from).then_some((from, after.status)),
             mismatch: None,
             still_unclear: false,
             payment: after,
@@ -149,20 +148,22 @@ impl Services {
     /// re-sent the approve.
     async fn sync_unpaid(
         &self,
-        p: &PaymentRecord,
+        p: &Payment,
         order: &OrderResponse,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, ServiceError> {
-        let from = p.status();
+        let from = p.status;
         if order.status.is_paid() || order.status == OrderStatus::IssuedSid {
-            let paid = order.amount.as_ref().map(Amounts::from).unwrap_or_default();
+            let paid = paid_amounts(order)?;
             if let Some(why) = approval_mismatch(
                 p,
-                order.cid.as_str(),
-                order.tid.as_str(),
-                order.partner_order_id.as_str(),
-                order.partner_user_id.as_str(),
-                &paid,
+                &RemotePaid {
+                    cid: &order.cid,
+                    tid: &order.tid,
+                    order: &order.partner_order_id,
+                    user: &order.partner_user_id,
+                    paid,
+                },
             ) {
                 if order.status == OrderStatus::CancelPayment {
                     let canceled = order
@@ -181,41 +182,35 @@ impl Services {
                 .payment_action_details
                 .iter()
                 .find(|a| a.payment_action_type == Some(PaymentActionType::Payment));
-            let changes = Changes {
-                aid: payment_action
-                    .and_then(|a| a.aid.as_ref())
-                    .map(|a| a.as_str().to_owned()),
-                approved_at: Some(
-                    order
-                        .approved_at
-                        .map_or(now, |t| t.to_utc().timestamp_millis()),
-                ),
-                payment_method_type: order
-                    .payment_method_type
-                    .as_ref()
-                    .map(|m| m.as_str().to_owned()),
+            let change = PaymentChange {
+                aid: payment_action.and_then(|a| a.aid.clone()),
+                approved_at: Some(order.approved_at.map_or(now, |t| t.to_utc().into())),
+                method: order.payment_method_type.clone(),
                 next_check_at: None,
-                ..Changes::default()
+                ..PaymentChange::default()
             };
-            let to = transition(from, Event::Approved)?;
-            let ev = NewEvent::cause(Event::Approved.as_str())
-                .detail(format!("order lookup: {}", order.status));
             self.store
-                .transition(&p.id, from, to, &changes, &ev, now)
+                .transition(
+                    &p.id,
+                    from,
+                    Event::Approved,
+                    &change,
+                    Detail::text(format!("order lookup: {}", order.status)),
+                    now,
+                )
                 .await?;
             return Ok(false);
         }
         // Only the server's own clock expires a payment: a browser's fail callback (which anyone
         // can forge) never does. An approve sent shortly before may still be applied, so an
         // `approving` payment waits for the grace period after its last send too.
-        let started = p.approve_started_at.unwrap_or(p.updated_at);
+        let started = p.approve_started();
         let remote = Remote {
             status: order.status.clone(),
-            past_expiry: now >= p.expires_at
-                && (from != PaymentStatus::Approving || now - started >= self.grace_ms()),
+            past_expiry: p.is_past_expiry(now)
+                && (from != PaymentStatus::Approving || now.since(started) >= self.grace()),
         };
         if let Some(event) = reconcile(from, &remote) {
-            let to = transition(from, event)?;
             let failure = match event {
                 Event::AuthFailed | Event::ApproveFailed => {
                     Some(format!("KakaoPay status {}", order.status))
@@ -223,36 +218,38 @@ impl Services {
                 Event::Expired => Some("not paid within 15 minutes".to_owned()),
                 _ => None,
             };
-            let changes = Changes {
-                failure_code: failure.as_ref().map(|_| order.status.as_str().to_owned()),
-                failure_message: failure,
-                next_check_at: None,
-                ..Changes::default()
+            let change = match failure {
+                Some(message) => {
+                    PaymentChange::failed(FailureCode::OrderStatus(order.status.clone()), message)
+                }
+                None => PaymentChange::default(),
             };
-            let ev =
-                NewEvent::cause(event.as_str()).detail(format!("order lookup: {}", order.status));
             self.store
-                .transition(&p.id, from, to, &changes, &ev, now)
+                .transition(
+                    &p.id,
+                    from,
+                    event,
+                    &change,
+                    Detail::text(format!("order lookup: {}", order.status)),
+                    now,
+                )
                 .await?;
             return Ok(false);
         }
         if from == PaymentStatus::Approving {
             // KakaoPay has not applied the approve (yet). Each re-send waits twice as long as the
             // one before it.
-            let wait = self
-                .grace_ms()
-                .saturating_mul(1 << p.resend_count.clamp(0, 5));
-            let due = started.saturating_add(wait);
-            if now - started < self.grace_ms()
+            let wait = self.grace().saturating_mul(1 << p.resend_count.min(5));
+            let due = started.plus(wait);
+            if now.since(started) < self.grace()
                 || (order.status == OrderStatus::AuthPassword && now < due)
             {
                 self.store
-                    .schedule_check(&p.id, Some(due.max(started + self.grace_ms())))
+                    .schedule_check(&p.id, Some(due.max(started.plus(self.grace()))))
                     .await?;
-            } else if let (OrderStatus::AuthPassword, Some(token)) = (
-                &order.status,
-                p.pg_token.as_deref().and_then(|t| PgToken::parse(t).ok()),
-            ) {
+            } else if let (OrderStatus::AuthPassword, Some(token)) =
+                (&order.status, p.pg_token.clone())
+            {
                 // The buyer authenticated and no approve is in flight any more: approve again,
                 // once (the claim), a bounded number of times. KakaoPay's -702 guards against a
                 // double approve.
@@ -265,7 +262,7 @@ impl Services {
                         // Re-sends spent: lookups go on (backed off) until KakaoPay's answer
                         // changes or the payment expires.
                         self.store
-                            .schedule_check(&p.id, Some(now + ms(MAX_BACKOFF)))
+                            .schedule_check(&p.id, Some(now.plus(MAX_BACKOFF)))
                             .await?;
                     }
                     return Ok(false);
@@ -274,7 +271,8 @@ impl Services {
                     .note(
                         &p.id,
                         from,
-                        &NewEvent::cause("approve_resent").detail(format!(
+                        Cause::ApproveResent,
+                        Detail::text(format!(
                             "order lookup: AUTH_PASSWORD after the grace period (re-send {} of at most {MAX_RESENDS})",
                             p.resend_count + 1
                         )),
@@ -282,9 +280,9 @@ impl Services {
                     )
                     .await?;
                 self.store
-                    .schedule_check(&p.id, Some(now + self.grace_ms()))
+                    .schedule_check(&p.id, Some(now.plus(self.grace())))
                     .await?;
-                let resending = PaymentRecord {
+                let resending = Payment {
                     approve_started_at: Some(now),
                     resend_count: p.resend_count + 1,
                     ..p.clone()
@@ -293,20 +291,21 @@ impl Services {
                 self.send_approve(&resending, token).await?;
                 return Ok(true);
             } else {
-                let to = transition(from, Event::ApproveRetryable)?;
-                let changes = Changes {
-                    next_check_at: Some(p.expires_at + 5_000),
-                    ..Changes::default()
-                };
-                let ev = NewEvent::cause(Event::ApproveRetryable.as_str())
-                    .detail(format!("order lookup: {}", order.status));
+                let change = PaymentChange::check_at(Some(p.expires_at.plus(EXPIRY_CHECK_DELAY)));
                 self.store
-                    .transition(&p.id, from, to, &changes, &ev, now)
+                    .transition(
+                        &p.id,
+                        from,
+                        Event::ApproveRetryable,
+                        &change,
+                        Detail::text(format!("order lookup: {}", order.status)),
+                        now,
+                    )
                     .await?;
             }
         } else {
             self.store
-                .schedule_check(&p.id, Some(p.expires_at.max(now) + 5_000))
+                .schedule_check(&p.id, Some(p.expires_at.max(now).plus(EXPIRY_CHECK_DELAY)))
                 .await?;
         }
         Ok(false)
@@ -314,68 +313,67 @@ impl Services {
 
     async fn sync_refunds(
         &self,
-        p: &PaymentRecord,
+        p: &Payment,
         order: &OrderResponse,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), ServiceError> {
-        let from = p.status();
-        let remote = order
-            .canceled_amount
-            .as_ref()
-            .map(Amounts::from)
-            .unwrap_or_default();
-        let local = p.canceled();
+        let from = p.status;
+        let remote = match &order.canceled_amount {
+            Some(a) => Amounts::from(a),
+            // KakaoPay leaves the refunded amounts out while nothing was refunded.
+            None if order.status == OrderStatus::SuccessPayment => Amounts::default(),
+            None => return Err(incomplete("canceled_amount")),
+        };
+        let local = p.canceled;
         let refunds = self.store.refunds(&p.id).await?;
-        let known: Vec<&str> = refunds.iter().filter_map(|r| r.aid.as_deref()).collect();
+        let known: Vec<&kakaopay::Aid> = refunds
+            .iter()
+            .filter_map(|r| match &r.aid {
+                Some(RefundAid::Known(aid)) => Some(aid),
+                _ => None,
+            })
+            .collect();
         let unknown_cancel_aid = order
             .payment_action_details
             .iter()
             .filter(|a| a.payment_action_type == Some(PaymentActionType::Cancel))
-            .filter_map(|a| a.aid.as_ref().map(|x| x.as_str()))
+            .filter_map(|a| a.aid.as_ref())
             .rfind(|aid| !known.contains(aid))
-            .map(str::to_owned);
-        let paid_total = p.amounts().total;
-        if let Some(refund_id) = p.refund_in_flight.as_deref() {
+            .cloned();
+        if let Some(refund_id) = &p.refund_in_flight {
             let Some(refund) = refunds
                 .iter()
-                .find(|r| r.id == refund_id && r.status() == RefundStatus::Pending)
+                .find(|r| &r.id == refund_id && r.status == RefundStatus::Pending)
             else {
                 return Ok(());
             };
-            let expected = local.checked_add(&refund.amounts()).unwrap_or(local);
+            let expected = local.checked_add(&refund.amounts).unwrap_or(local);
             if remote.total >= expected.total && remote.total > local.total {
-                let to = if remote.total >= paid_total {
-                    PaymentStatus::Canceled
-                } else {
-                    PaymentStatus::PartiallyCanceled
-                };
-                let aid = unknown_cancel_aid.unwrap_or_else(|| format!("unknown-{}", refund.id));
-                let ev = NewEvent::cause(if to == PaymentStatus::Canceled {
-                    Event::FullyRefunded.as_str()
-                } else {
-                    Event::PartlyRefunded.as_str()
-                })
-                .detail(format!(
-                    "refund {} of {} won confirmed by order lookup, aid {aid}",
-                    refund.id, refund.amount
+                let aid = unknown_cancel_aid.map_or(RefundAid::Unknown, RefundAid::Known);
+                let detail = Detail::text(format!(
+                    "refund {} of {} won confirmed by order lookup, aid {}",
+                    refund.id,
+                    refund.amounts.total.won(),
+                    aid.text(&refund.id)
                 ));
                 self.store
                     .finish_refund(
                         &p.id,
                         &refund.id,
-                        RefundOutcome::Succeeded {
-                            aid: &aid,
-                            canceled: remote,
+                        RefundEnd::Succeeded {
+                            aid,
+                            paid: p.amounts,
+                            refunded: remote,
+                            asked_for_all: false,
                         },
                         from,
-                        to,
-                        &ev,
+                        detail,
                         now,
                     )
                     .await?;
             } else if remote.total == local.total {
-                if now - refund.updated_at >= self.grace_ms() {
-                    let ev = NewEvent::cause("refund_failed").detail(format!(
+                if now.since(refund.updated_at) >= self.grace() {
+                    let detail = Detail::text(format!(
                         "refund {} was not applied by KakaoPay (order lookup)",
                         refund.id
                     ));
@@ -383,20 +381,21 @@ impl Services {
                         .finish_refund(
                             &p.id,
                             &refund.id,
-                            RefundOutcome::Failed {
-                                code: "not_applied",
-                                message: "KakaoPay did not apply the refund",
+                            RefundEnd::Failed {
+                                failure: crate::domain::Failure {
+                                    code: FailureCode::NotApplied,
+                                    message: Some("KakaoPay did not apply the refund".into()),
+                                },
                                 release_key: false,
                             },
                             from,
-                            from,
-                            &ev,
+                            detail,
                             now,
                         )
                         .await?;
                 } else {
                     self.store
-                        .schedule_check(&p.id, Some(refund.updated_at + self.grace_ms()))
+                        .schedule_check(&p.id, Some(refund.updated_at.plus(self.grace())))
                         .await?;
                 }
             }
@@ -405,37 +404,87 @@ impl Services {
         if remote.total > local.total {
             // Refunded at KakaoPay without this ledger knowing (KakaoPay's console, a lost record).
             let extra = remote.checked_sub(&local).unwrap_or_default();
-            let to = if remote.total >= paid_total {
-                PaymentStatus::Canceled
-            } else {
-                PaymentStatus::PartiallyCanceled
-            };
-            let refund = RefundRecord {
-                id: new_id("rfd_"),
-                payment_id: p.id.clone(),
-                status: RefundStatus::Succeeded.as_str().to_owned(),
-                amount: extra.total.won(),
-                tax_free: extra.tax_free.won(),
-                vat: extra.vat.won(),
-                green_deposit: extra.green_deposit.won(),
-                cancelable_before: paid_total.won() - local.total.won(),
-                reason: Some("found at KakaoPay by reconciliation".into()),
-                aid: unknown_cancel_aid,
-                failure_code: None,
-                failure_message: None,
-                created_at: now,
-                updated_at: now,
-                idempotency_key: None,
-            };
-            let ev = NewEvent::cause("refund_reconciled").detail(format!(
+            let mut refund = Refund::pending(
+                p.id.clone(),
+                extra,
+                p.amounts
+                    .total
+                    .checked_sub(local.total)
+                    .unwrap_or(Amount::ZERO),
+                Some("found at KakaoPay by reconciliation".into()),
+                None,
+                now,
+            );
+            refund.status = RefundStatus::Succeeded;
+            refund.aid = unknown_cancel_aid.map(RefundAid::Known);
+            let detail = Detail::text(format!(
                 "{} won refunded at KakaoPay, recorded as {}",
                 extra.total.won(),
                 refund.id
             ));
             self.store
-                .record_external_refund(&refund, from, to, remote, local.total.won(), &ev)
+                .record_external_refund(&refund, from, p.amounts, remote, local.total, detail)
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// A lookup that lacks what the ledger needs: nothing is decided from it (a missing amount is not
+/// 0 won).
+fn incomplete(field: &'static str) -> ServiceError {
+    ServiceError::Incomplete {
+        field,
+        operation: "order lookup",
+    }
+}
+
+/// What KakaoPay says a paid order was paid.
+pub(crate) fn paid_amounts(order: &OrderResponse) -> Result<Amounts, ServiceError> {
+    order
+        .amount
+        .as_ref()
+        .map(Amounts::from)
+        .ok_or_else(|| incomplete("amount"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(amount: Option<serde_json::Value>) -> OrderResponse {
+        let mut v = serde_json::json!({
+            "tid": "T1234567890123456789", "cid": "TC0ONETIME", "status": "SUCCESS_PAYMENT",
+            "partner_order_id": "o1", "partner_user_id": "u1", "item_name": "x",
+            "quantity": 1, "created_at": "2026-11-22T10:00:00"
+        });
+        if let Some(a) = amount {
+            v["amount"] = a;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_paid_lookup_without_an_amount_is_an_error_not_zero_won() {
+        let err = paid_amounts(&order(None)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ServiceError::Incomplete {
+                    field: "amount",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "KakaoPay's order lookup answer lacks amount; nothing was changed"
+        );
+        let paid = paid_amounts(&order(Some(serde_json::json!({
+            "total": 1100, "tax_free": 0, "vat": 100, "point": 0, "discount": 0, "green_deposit": 0
+        }))))
+        .unwrap();
+        assert_eq!(paid.total.won(), 1100);
     }
 }

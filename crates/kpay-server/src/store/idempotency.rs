@@ -5,7 +5,9 @@
 //! payment or refund it created) carries the key too, written in the same transaction as the
 //! record: the new holder finds it and answers with it instead of performing it again.
 
-use super::{Db, PAYMENT_COLUMNS, PaymentRecord, RefundRecord, Store, StoreError};
+use super::{Store, StoreError, read, write};
+use crate::domain::Timestamp;
+use std::time::Duration;
 
 /// What beginning an idempotent request found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,31 +40,33 @@ type IdemRow = (String, String, Option<i64>, Option<String>, i64);
 const PENDING_ANSWER: i64 = 202;
 
 impl Store {
-    /// Starts an idempotent request under `key`, locked by `token` until `now + lock_ms`.
+    /// Starts an idempotent request under `key`, locked by `token` until `until`.
     pub async fn idem_begin(
         &self,
         key: &str,
         hash: &str,
         token: &str,
-        now: i64,
-        lock_ms: i64,
+        now: Timestamp,
+        lock: Duration,
     ) -> Result<IdemBegin, StoreError> {
+        let until = now.plus(lock).millis();
+        let now = now.millis();
         for _ in 0..3 {
-            let inserted = write_pool!(self, pool => sqlx::query(
+            let inserted = write!(self, [key, hash, token] |conn| sqlx::query(
                 "INSERT INTO idempotency_keys (key, request_hash, state, created_at, locked_until, lock_token) \
                  VALUES ($1, $2, 'in_flight', $3, $4, $5) ON CONFLICT (key) DO NOTHING",
             )
-            .bind(key)
-            .bind(hash)
+            .bind(&key)
+            .bind(&hash)
             .bind(now)
-            .bind(now + lock_ms)
-            .bind(token)
-            .execute(pool)
+            .bind(until)
+            .bind(&token)
+            .execute(&mut *conn)
             .await.map(|r| r.rows_affected()))?;
             if inserted == 1 {
                 return Ok(IdemBegin::Started { fresh: true });
             }
-            let row: Option<IdemRow> = write_pool!(self, pool => sqlx::query_as(
+            let row: Option<IdemRow> = read!(self, pool => sqlx::query_as(
                 "SELECT request_hash, state, response_status, response_body, locked_until FROM idempotency_keys WHERE key = $1",
             )
             .bind(key)
@@ -83,28 +87,34 @@ impl Store {
                     });
                 }
                 // A pending answer: run again to answer with the outcome as it is now.
-                write_pool!(self, pool => sqlx::query(
+                write!(self, [key, token] |conn| sqlx::query(
                     "UPDATE idempotency_keys SET state = 'in_flight', lock_token = $1, locked_until = $2 \
                      WHERE key = $3 AND state = 'done' AND response_status = $4",
                 )
-                .bind(token)
-                .bind(now + lock_ms)
-                .bind(key)
+                .bind(&token)
+                .bind(until)
+                .bind(&key)
                 .bind(PENDING_ANSWER)
-                .execute(pool)
+                .execute(&mut *conn)
                 .await.map(|r| r.rows_affected()))?
             } else if locked_until < now {
                 // Its holder stopped renewing the lock: it died. Take the key over.
-                write_pool!(self, pool => sqlx::query(
-                    "UPDATE idempotency_keys SET lock_token = $1, locked_until = $2 \
+                write!(
+                    self,
+                    [key, token]
+                        | conn
+                        | sqlx::query(
+                            "UPDATE idempotency_keys SET lock_token = $1, locked_until = $2 \
                      WHERE key = $3 AND state = 'in_flight' AND locked_until = $4",
-                )
-                .bind(token)
-                .bind(now + lock_ms)
-                .bind(key)
-                .bind(locked_until)
-                .execute(pool)
-                .await.map(|r| r.rows_affected()))?
+                        )
+                        .bind(&token)
+                        .bind(until)
+                        .bind(&key)
+                        .bind(locked_until)
+                        .execute(&mut *conn)
+                        .await
+                        .map(|r| r.rows_affected())
+                )?
             } else {
                 return Ok(IdemBegin::InFlight);
             };
@@ -118,14 +128,20 @@ impl Store {
     }
 
     /// Extends the lock of a running request; `false` when the key is no longer this request's.
-    pub async fn idem_renew(&self, key: &str, token: &str, until: i64) -> Result<bool, StoreError> {
-        let n = write_pool!(self, pool => sqlx::query(
+    pub async fn idem_renew(
+        &self,
+        key: &str,
+        token: &str,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let until = until.millis();
+        let n = write!(self, [key, token] |conn| sqlx::query(
             "UPDATE idempotency_keys SET locked_until = $1 WHERE key = $2 AND lock_token = $3 AND state = 'in_flight'",
         )
         .bind(until)
-        .bind(key)
-        .bind(token)
-        .execute(pool)
+        .bind(&key)
+        .bind(&token)
+        .execute(&mut *conn)
         .await.map(|r| r.rows_affected()))?;
         Ok(n == 1)
     }
@@ -138,67 +154,40 @@ impl Store {
         status: u16,
         body: &str,
     ) -> Result<(), StoreError> {
-        write_pool!(self, pool => sqlx::query(
+        write!(self, [key, token, body] |conn| sqlx::query(
             "UPDATE idempotency_keys SET state = 'done', response_status = $1, response_body = $2, lock_token = NULL \
              WHERE key = $3 AND lock_token = $4",
         )
         .bind(i64::from(status))
-        .bind(body)
-        .bind(key)
-        .bind(token)
-        .execute(pool)
+        .bind(&body)
+        .bind(&key)
+        .bind(&token)
+        .execute(&mut *conn)
         .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Forgets a key whose request failed in a way worth retrying (a 5xx): nothing carries it.
     pub async fn idem_release(&self, key: &str, token: &str) -> Result<(), StoreError> {
-        write_pool!(self, pool => sqlx::query(
+        write!(self, [key, token] |conn| sqlx::query(
             "DELETE FROM idempotency_keys WHERE key = $1 AND state = 'in_flight' AND lock_token = $2",
         )
-        .bind(key)
-        .bind(token)
-        .execute(pool)
+        .bind(&key)
+        .bind(&token)
+        .execute(&mut *conn)
         .await.map(|r| r.rows_affected()))?;
         Ok(())
     }
 
-    /// Drops idempotency keys created before `before` (ms).
-    pub async fn idem_expire(&self, before: i64) -> Result<u64, StoreError> {
-        Ok(
-            write_pool!(self, pool => sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1 AND state = 'done'")
-            .bind(before)
-            .execute(pool)
-            .await.map(|r| r.rows_affected()))?,
+    /// Drops idempotency keys created before `before`.
+    pub async fn idem_expire(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let before = before.millis();
+        Ok(write!(self, |conn| sqlx::query(
+            "DELETE FROM idempotency_keys WHERE created_at < $1 AND state = 'done'"
         )
-    }
-
-    /// The payment created by the request with this Idempotency-Key.
-    pub async fn payment_by_key(&self, key: &str) -> Result<Option<PaymentRecord>, StoreError> {
-        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE idempotency_key = $1");
-        Ok(
-            read_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(key).fetch_optional(pool).await)?,
-        )
-    }
-
-    /// The refund created by the request with this Idempotency-Key.
-    pub async fn refund_by_key(&self, key: &str) -> Result<Option<RefundRecord>, StoreError> {
-        let sql = "SELECT id, payment_id, status, amount, tax_free, vat, green_deposit, cancelable_before, reason, aid, \
-                   failure_code, failure_message, created_at, updated_at, idempotency_key FROM refunds WHERE idempotency_key = $1";
-        Ok(
-            read_pool!(self, pool => sqlx::query_as::<_, RefundRecord>(sql).bind(key).fetch_optional(pool).await)?,
-        )
-    }
-
-    /// The payment of a merchant order that can still be, or has been, paid (at most one: it holds
-    /// the order's slot, a unique column).
-    pub async fn live_payment_for_order(
-        &self,
-        partner_order_id: &str,
-    ) -> Result<Option<PaymentRecord>, StoreError> {
-        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_slot = $1");
-        Ok(
-            read_pool!(self, pool => sqlx::query_as::<_, PaymentRecord>(&sql).bind(partner_order_id).fetch_optional(pool).await)?,
-        )
+        .bind(before)
+        .execute(&mut *conn)
+        .await
+        .map(|r| r.rows_affected()))?)
     }
 }

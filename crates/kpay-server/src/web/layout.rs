@@ -66,14 +66,7 @@ pub fn won(n: i64) -> String {
     }
 }
 
-/// Milliseconds since the epoch as `2026-11-22 10:10:06` in Korean time, for pages.
-pub fn display_time(ms: i64) -> String {
-    let offset = chrono::FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!());
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&offset)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_default()
+/// A time as `2026-11-22 10:10:06` in Korean time, for pages.
+pub fn display_time(t: crate::domain::Timestamp) -> String {
+    t.kst().format("%Y-%m-%d %H:%M:%S").to_string()
 }

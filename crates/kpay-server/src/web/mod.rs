@@ -2,6 +2,7 @@
 //! Self-contained HTML: inline CSS and SVG, no external assets, Korean first with English.
 
 pub mod admin;
+pub mod callbacks;
 pub mod i18n;
 pub mod layout;
 pub mod result;

@@ -2,16 +2,17 @@
 //! expired page with a way back, or "결제 확인 중" that updates itself while the outcome is unknown.
 
 use super::layout::{display_time, page, won};
+use crate::domain::Payment;
 use crate::domain::PaymentStatus;
-use crate::store::PaymentRecord;
+use kakaopay::PaymentMethodType;
 use maud::{Markup, PreEscaped, html};
 
 /// Polls `/pay/{id}/status` and reloads when the payment leaves `approving`.
 const POLL: &str = r#"(function(){var id=document.body.dataset.payment;setInterval(function(){fetch('/pay/'+id+'/status',{cache:'no-store'}).then(function(r){return r.json();}).then(function(j){if(j.status!=='approving'){location.reload();}}).catch(function(){});},1000);})();"#;
 
 /// The page for a payment, from the buyer's side. `back` is where "돌아가기" leads.
-pub fn result_page(p: &PaymentRecord, back: &str) -> Markup {
-    let status = p.status();
+pub fn result_page(p: &Payment, back: &str) -> Markup {
+    let status = p.status;
     let brand = html! { a href=(back) { "kpay" } };
     let (title, body) = match status {
         PaymentStatus::Approved | PaymentStatus::PartiallyCanceled | PaymentStatus::Canceled => {
@@ -35,7 +36,7 @@ pub fn result_page(p: &PaymentRecord, back: &str) -> Markup {
                 div.card.narrow {
                     h1 { "결제가 아직 완료되지 않았습니다" }
                     p { "카카오페이 결제 화면에서 결제를 마쳐 주세요." }
-                    p { a.btn.btn-kakao href=(p.redirect_url) { "카카오페이 결제 화면으로" } }
+                    p { a.btn.btn-kakao href=(p.redirects.url) { "카카오페이 결제 화면으로" } }
                     p { a href=(back) { "돌아가기" } }
                 }
             },
@@ -86,42 +87,42 @@ pub fn result_page(p: &PaymentRecord, back: &str) -> Markup {
     }
 }
 
-fn closed(p: &PaymentRecord, back: &str, heading: &str, text: &str) -> Markup {
+fn closed(p: &Payment, back: &str, heading: &str, text: &str) -> Markup {
     html! {
         div.card.narrow {
             h1 { (heading) }
             p { (text) }
-            @if let Some(m) = &p.failure_message { p.muted { "사유: " (m) } }
+            @if let Some(m) = p.failure.as_ref().and_then(|f| f.message.as_ref()) { p.muted { "사유: " (m) } }
             p.muted { "주문번호 " (p.partner_order_id) }
             p { a.btn.btn-dark href=(back) { "돌아가기" } }
         }
     }
 }
 
-fn receipt(p: &PaymentRecord, back: &str) -> Markup {
-    let a = p.amounts();
-    let method = match p.payment_method_type.as_deref() {
-        Some("CARD") => "카드",
-        Some("MONEY") => "카카오페이머니",
-        Some(other) => other,
+fn receipt(p: &Payment, back: &str) -> Markup {
+    let a = p.amounts;
+    let method = match &p.method {
+        Some(PaymentMethodType::Card) => "카드",
+        Some(PaymentMethodType::Money) => "카카오페이머니",
+        Some(other) => other.as_str(),
         None => "카카오페이",
     };
     html! {
         div.card.narrow {
             h1 { "결제가 완료되었습니다" }
-            @if p.status() == PaymentStatus::Canceled { p.ok { "이 결제는 전액 취소(환불)되었습니다." } }
-            @if p.status() == PaymentStatus::PartiallyCanceled { p.ok { "이 결제는 일부 취소(환불)되었습니다: " (won(p.canceled_total)) } }
+            @if p.status == PaymentStatus::Canceled { p.ok { "이 결제는 전액 취소(환불)되었습니다." } }
+            @if p.status == PaymentStatus::PartiallyCanceled { p.ok { "이 결제는 일부 취소(환불)되었습니다: " (won(p.canceled.total.won())) } }
             p.big { (won(a.total.won())) }
             table aria-label="영수증" {
                 tbody {
-                    tr { th scope="row" { "상품" } td { (p.item_name) " × " (p.quantity) } }
+                    tr { th scope="row" { "상품" } td { (p.item_name.as_str()) " × " (p.quantity.get()) } }
                     tr { th scope="row" { "공급가액" } td.num { (won(a.total.won() - a.vat.won() - a.tax_free.won())) } }
                     tr { th scope="row" { "부가세" } td.num { (won(a.vat.won())) } }
                     @if a.tax_free.won() > 0 { tr { th scope="row" { "면세" } td.num { (won(a.tax_free.won())) } } }
                     tr { th scope="row" { "결제 수단" } td { "카카오페이 · " (method) } }
                     tr { th scope="row" { "승인 시각" } td { (p.approved_at.map(display_time).unwrap_or_default()) } }
-                    tr { th scope="row" { "승인번호 (AID)" } td { code { (p.aid.as_deref().unwrap_or("-")) } } }
-                    tr { th scope="row" { "주문번호" } td { (p.partner_order_id) } }
+                    tr { th scope="row" { "승인번호 (AID)" } td { code { (p.aid.as_ref().map_or("-", |a| a.as_str())) } } }
+                    tr { th scope="row" { "주문번호" } td { (p.partner_order_id.as_str()) } }
                 }
             }
             p { a.btn.btn-dark href=(back) { "쇼핑 계속하기" } }

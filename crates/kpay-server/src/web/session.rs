@@ -44,7 +44,7 @@ impl Sessions {
 
     /// A new session cookie value, valid from `now` (seconds).
     pub fn issue(&self, now: i64) -> String {
-        let nonce = crate::service::new_id("");
+        let nonce = crate::service::token();
         let body = format!("{}.{nonce}", now + SESSION_SECONDS);
         format!("{body}.{}", self.sign(&body))
     }

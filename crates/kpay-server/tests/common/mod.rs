@@ -109,6 +109,21 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// Runs `sql` on the database behind the store's back (to break a row on purpose).
+    #[allow(dead_code)]
+    pub async fn execute(&self, sql: &str) {
+        use sqlx::Connection;
+        if self.url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.data_dir);

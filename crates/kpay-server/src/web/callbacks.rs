@@ -2,14 +2,16 @@
 //! answers with a result page, or a 303 to the payment's `return_url` with `payment_id` and
 //! `status` appended.
 
-use super::AppState;
+use crate::domain::{Payment, PaymentId};
+use crate::http::AppState;
 use crate::service::ServiceError;
-use crate::store::PaymentRecord;
 use crate::web::result::result_page;
 use axum::Json;
+use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
 use kakaopay::PgToken;
 use serde::Deserialize;
 use serde_json::json;
@@ -33,13 +35,13 @@ fn message_page(status: StatusCode, title: &str, text: &str) -> Response {
 }
 
 /// Where the buyer goes next: the merchant's return_url, or this server's page.
-fn answer(p: &PaymentRecord) -> Response {
+fn answer(p: &Payment) -> Response {
     if let Some(url) = &p.return_url
         && let Ok(mut u) = url::Url::parse(url)
     {
         u.query_pairs_mut()
-            .append_pair("payment_id", &p.id)
-            .append_pair("status", p.status().as_str());
+            .append_pair("payment_id", p.id.as_str())
+            .append_pair("status", p.status.as_str());
         return Redirect::to(u.as_str()).into_response();
     }
     Html(result_page(p, "/").into_string()).into_response()
@@ -76,6 +78,9 @@ pub async fn approve(
             "결제 인증 정보(pg_token)가 없거나 올바르지 않습니다.",
         );
     };
+    let Ok(id) = PaymentId::parse(&id) else {
+        return failure(ServiceError::NotFound(id));
+    };
     match state.services.approve_callback(&id, token).await {
         Ok(p) => answer(&p),
         Err(e) => failure(e),
@@ -95,7 +100,10 @@ pub async fn fail(State(state): State<AppState>, Path(id): Path<String>) -> Resp
 }
 
 async fn abandon(state: &AppState, id: &str) -> Response {
-    match state.services.sync_from_callback(id).await {
+    let Ok(id) = PaymentId::parse(id) else {
+        return failure(ServiceError::NotFound(id.to_owned()));
+    };
+    match state.services.sync_from_callback(&id).await {
         Ok(p) => answer(&p),
         Err(e) => failure(e),
     }
@@ -103,6 +111,9 @@ async fn abandon(state: &AppState, id: &str) -> Response {
 
 /// `GET /pay/{id}`: the buyer's view of a payment.
 pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = PaymentId::parse(&id) else {
+        return failure(ServiceError::NotFound(id));
+    };
     match state.services.payment(&id).await {
         Ok(p) => Html(result_page(&p, "/").into_string()).into_response(),
         Err(e) => failure(e),
@@ -111,13 +122,27 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resp
 
 /// `GET /pay/{id}/status`: `{"id","status"}` for the pages' polling.
 pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match state.services.payment(&id).await {
-        Ok(p) => Json(json!({"id": p.id, "status": p.status()})).into_response(),
+    let found = match PaymentId::parse(&id) {
+        Ok(id) => state.services.payment(&id).await,
+        Err(_) => Err(ServiceError::NotFound(id)),
+    };
+    match found {
+        Ok(p) => Json(json!({"id": p.id, "status": p.status})).into_response(),
         Err(ServiceError::NotFound(_)) => (
             StatusCode::NOT_FOUND,
             Json(json!({"error": {"code": "not_found", "message": "no such payment"}})),
         )
             .into_response(),
-        Err(e) => super::error::ApiError::from(e).into_response(),
+        Err(e) => crate::http::ApiError::from(e).into_response(),
     }
+}
+
+/// The buyer's URLs (public, no API key).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/pay/{id}", get(show))
+        .route("/pay/{id}/approve", get(approve))
+        .route("/pay/{id}/cancel", get(cancel))
+        .route("/pay/{id}/fail", get(fail))
+        .route("/pay/{id}/status", get(status))
 }

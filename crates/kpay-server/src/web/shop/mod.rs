@@ -4,13 +4,15 @@
 
 use super::i18n::{Lang, cookie};
 use super::layout::{page, won};
-use crate::store::{ShopOrderRecord, Store};
+mod orders;
+
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, PreEscaped, html};
+pub use orders::{ShopOrder, ShopOrders};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -79,8 +81,8 @@ pub struct Line {
 /// What the shop needs.
 #[derive(Clone)]
 pub struct ShopState {
-    /// For its own orders.
-    pub store: Store,
+    /// Its own orders.
+    pub orders: ShopOrders,
     /// Calls the merchant API.
     pub http: reqwest::Client,
     /// The merchant API's base (this server).
@@ -246,16 +248,16 @@ async fn checkout(
     };
     let guest = cookie(&headers, "kpay_guest")
         .filter(|g| !g.is_empty() && g.len() <= 40 && g.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .unwrap_or_else(|| crate::service::new_id("guest"));
-    let order = ShopOrderRecord {
-        id: crate::service::new_id("ord_"),
+        .unwrap_or_else(|| format!("guest{}", crate::service::token()));
+    let order = ShopOrder {
+        id: format!("ord_{}", crate::service::token()),
         payment_id: None,
         guest: guest.clone(),
         lines: serde_json::to_string(&lines).unwrap_or_else(|_| "[]".into()),
         total,
-        created_at: crate::service::now_ms(),
+        created_at: crate::service::now().millis(),
     };
-    if let Err(e) = s.store.insert_shop_order(&order).await {
+    if let Err(e) = s.orders.insert(&order).await {
         tracing::error!(error = %e, "shop order not stored");
         return fail(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -315,7 +317,7 @@ async fn checkout(
             ),
         );
     };
-    if let Err(e) = s.store.set_shop_order_payment(&order.id, id).await {
+    if let Err(e) = s.orders.set_payment(&order.id, id).await {
         tracing::error!(error = %e, "shop order not linked to its payment");
     }
     let mut resp = Redirect::to(url).into_response();
@@ -339,7 +341,7 @@ async fn order(
     let not_found = || {
         (StatusCode::NOT_FOUND, Html(shop_page(lang, "404", html! { div.card.narrow { h1 { (lang.t("주문을 찾을 수 없습니다", "Order not found")) } p { a href="/" { (lang.t("상점으로", "Back to the shop")) } } } }).into_string())).into_response()
     };
-    let Ok(Some(order)) = s.store.shop_order(&id).await else {
+    let Ok(Some(order)) = s.orders.get(&id).await else {
         return not_found();
     };
     let Some(payment_id) = order.payment_id.clone() else {
@@ -404,7 +406,7 @@ async fn order(
     Html(html).into_response()
 }
 
-fn receipt(lang: Lang, order: &ShopOrderRecord, lines: &[Line], p: &serde_json::Value) -> Markup {
+fn receipt(lang: Lang, order: &ShopOrder, lines: &[Line], p: &serde_json::Value) -> Markup {
     let n = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
     let total = n(&p["amount"]["total"]);
     let vat = n(&p["amount"]["vat"]);

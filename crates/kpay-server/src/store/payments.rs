@@ -1,0 +1,386 @@
+//! Payments: creating one with its first log line, reading and listing, the conditional status
+//! change, and the approve claim. Status changes are asked as a domain event; the status written
+//! is the one [`transition`] decides.
+
+use super::rows::{PAYMENT_COLUMNS, PaymentRow, convert, payment_values};
+use super::{Db, Store, StoreError, Value, events, postgres, push_insert, read};
+use crate::domain::{
+    Detail, Event, Payment, PaymentChange, PaymentId, PaymentStatus, Timestamp, transition,
+};
+use kakaopay::PgToken;
+use sqlx::{QueryBuilder, SqliteConnection};
+
+/// How a payment list is filtered.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    /// Only this status.
+    pub status: Option<PaymentStatus>,
+    /// Created at or after.
+    pub from: Option<Timestamp>,
+    /// Created before.
+    pub to: Option<Timestamp>,
+    /// Exact order id, TID or payment id.
+    pub search: Option<String>,
+    /// Continue after this (created_at, id).
+    pub after: Option<(Timestamp, String)>,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// A page of payments, newest first, and where the next one starts.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// The payments.
+    pub payments: Vec<Payment>,
+    /// Pass as the next filter's `after`: (created_at, id) of the last row, if more follow.
+    pub next: Option<(Timestamp, String)>,
+}
+
+/// The assignments a status change makes besides `status` and `updated_at`, in column order.
+pub(super) fn change_values(c: &PaymentChange) -> Vec<(&'static str, Value)> {
+    use Value::{Int, Text};
+    let mut v = Vec::new();
+    if let Some(t) = &c.pg_token {
+        v.push(("pg_token", Text(Some(t.expose().to_owned()))));
+    }
+    if let Some(t) = c.approve_started_at {
+        v.push(("approve_started_at", Int(Some(t.millis()))));
+    }
+    if let Some(a) = &c.aid {
+        v.push(("aid", Text(Some(a.as_str().to_owned()))));
+    }
+    if let Some(t) = c.approved_at {
+        v.push(("approved_at", Int(Some(t.millis()))));
+    }
+    if let Some(m) = &c.method {
+        v.push(("payment_method_type", Text(Some(m.as_str().to_owned()))));
+    }
+    if let Some(j) = &c.card_info {
+        v.push(("card_info", Text(Some(j.to_string()))));
+    }
+    if let Some(f) = &c.failure {
+        v.push(("failure_code", Text(Some(f.code.to_string()))));
+        v.push(("failure_message", Text(f.message.clone())));
+    }
+    if let Some(a) = c.canceled {
+        v.push(("canceled_total", Int(Some(a.total.won()))));
+        v.push(("canceled_tax_free", Int(Some(a.tax_free.won()))));
+        v.push(("canceled_vat", Int(Some(a.vat.won()))));
+        v.push(("canceled_green_deposit", Int(Some(a.green_deposit.won()))));
+    }
+    if let Some(t) = c.canceled_at {
+        v.push(("canceled_at", Int(Some(t.millis()))));
+    }
+    v.push(("next_check_at", Int(c.next_check_at.map(Timestamp::millis))));
+    v
+}
+
+/// `UPDATE payments SET …` for a change from `from` to `to`, up to and including the `WHERE`.
+macro_rules! push_update {
+    ($qb:expr, $id:expr, $from:expr, $to:expr, $change:expr, $now:expr) => {{
+        $qb.push("UPDATE payments SET status = ")
+            .push_bind($to.as_str())
+            .push(", updated_at = ")
+            .push_bind($now.millis())
+            .push(", check_attempts = 0");
+        for (column, value) in change_values($change) {
+            $qb.push(format!(", {column} = "));
+            match value {
+                Value::Text(t) => $qb.push_bind(t),
+                Value::Int(i) => $qb.push_bind(i),
+            };
+        }
+        if $to.ends_unpaid() {
+            // The merchant order may be paid by a new payment: this one gives up the order's
+            // slot. Only these changes touch `order_slot`, so its unique index costs nothing on
+            // the hot path (ready → approving → approved).
+            $qb.push(", order_slot = NULL");
+        }
+        $qb.push(" WHERE id = ")
+            .push_bind($id.as_str().to_owned())
+            .push(" AND status = ")
+            .push_bind($from.as_str());
+    }};
+}
+pub(super) use push_update;
+
+impl Store {
+    /// Inserts a new payment with its first log line (`created`).
+    pub async fn insert_payment(&self, p: &Payment, detail: Detail) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Postgres(pool) => postgres::insert_payment(pool, p, &detail).await,
+            Db::Sqlite { writer, .. } => {
+                let p = p.clone();
+                writer
+                    .write(move |conn| Box::pin(insert_sqlite(conn, p, detail)))
+                    .await
+            }
+        }
+    }
+
+    /// A payment by id.
+    pub async fn payment(&self, id: &PaymentId) -> Result<Option<Payment>, StoreError> {
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1");
+        let row = read!(self, pool => sqlx::query_as::<_, PaymentRow>(&sql).bind(id.as_str()).fetch_optional(pool).await)?;
+        row.map(Payment::try_from).transpose()
+    }
+
+    /// Applies `event` to payment `id` if it is still `from`: the status becomes what
+    /// [`transition`] decides, with `change` and a log line of the event's cause and `detail`.
+    /// `Ok(Some(to))` when it did, `Ok(None)` when the payment was no longer `from` (someone else
+    /// changed it first); an event the machine refuses is an error and writes nothing.
+    pub async fn transition(
+        &self,
+        id: &PaymentId,
+        from: PaymentStatus,
+        event: Event,
+        change: &PaymentChange,
+        detail: Detail,
+        now: Timestamp,
+    ) -> Result<Option<PaymentStatus>, StoreError> {
+        let to = transition(from, event)?;
+        let done = match &self.db {
+            Db::Postgres(pool) => {
+                postgres::transition(pool, id, from, to, event, change, &detail, now).await?
+            }
+            Db::Sqlite { writer, .. } => {
+                let (id, change) = (id.clone(), change.clone());
+                writer
+                    .write(move |conn| {
+                        Box::pin(async move {
+                            let mut qb = QueryBuilder::new("");
+                            push_update!(qb, id, from, to, &change, now);
+                            let n = qb.build().execute(&mut *conn).await?.rows_affected();
+                            if n == 1 {
+                                events::insert(
+                                    conn,
+                                    &id,
+                                    Some(from),
+                                    to,
+                                    event.into(),
+                                    &detail,
+                                    now,
+                                )
+                                .await?;
+                            }
+                            Ok(n == 1)
+                        })
+                    })
+                    .await?
+            }
+        };
+        Ok(done.then_some(to))
+    }
+
+    /// Claims the approve of a payment that is `ready` and not expired at `now`: the status the
+    /// machine gives `ApproveClaimed`, the pg_token and the time recorded, the claim logged.
+    /// Returns the claimed payment, or `None` when someone else claimed it first, it is no longer
+    /// ready, or its claim budget (`claims` per `window`) is spent: approve callbacks can be
+    /// forged, and each claim is a KakaoPay call. One round trip on PostgreSQL.
+    pub async fn claim_approve(
+        &self,
+        id: &PaymentId,
+        pg_token: &PgToken,
+        now: Timestamp,
+        next_check_at: Timestamp,
+        budget: (std::time::Duration, i64),
+    ) -> Result<Option<Payment>, StoreError> {
+        let claim = Claim {
+            id: id.clone(),
+            to: transition(PaymentStatus::Ready, Event::ApproveClaimed)?,
+            pg_token: pg_token.expose().to_owned(),
+            now,
+            next_check_at,
+            window_start: now.minus(budget.0),
+            max_claims: budget.1,
+        };
+        let row = match &self.db {
+            Db::Postgres(pool) => postgres::claim_approve(pool, &claim).await?,
+            Db::Sqlite { writer, .. } => {
+                writer
+                    .write(move |conn| Box::pin(claim_sqlite(conn, claim)))
+                    .await?
+            }
+        };
+        row.map(Payment::try_from).transpose()
+    }
+
+    /// A page of payments, newest first.
+    pub async fn page(&self, f: &ListFilter) -> Result<Page, StoreError> {
+        macro_rules! build {
+            ($qb:ident) => {{
+                $qb.push(format!(
+                    "SELECT {PAYMENT_COLUMNS} FROM payments WHERE 1 = 1"
+                ));
+                if let Some(s) = f.status {
+                    $qb.push(" AND status = ").push_bind(s.as_str());
+                }
+                if let Some(from) = f.from {
+                    $qb.push(" AND created_at >= ").push_bind(from.millis());
+                }
+                if let Some(to) = f.to {
+                    $qb.push(" AND created_at < ").push_bind(to.millis());
+                }
+                if let Some(q) = &f.search {
+                    $qb.push(" AND (partner_order_id = ").push_bind(q.clone());
+                    $qb.push(" OR tid = ").push_bind(q.clone());
+                    $qb.push(" OR id = ").push_bind(q.clone());
+                    $qb.push(")");
+                }
+                if let Some((at, id)) = &f.after {
+                    $qb.push(" AND (created_at < ").push_bind(at.millis());
+                    $qb.push(" OR (created_at = ").push_bind(at.millis());
+                    $qb.push(" AND id < ").push_bind(id.clone());
+                    $qb.push("))");
+                }
+                // One more than asked: whether another page follows.
+                $qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+                    .push_bind(i64::from(f.limit) + 1);
+            }};
+        }
+        let rows: Vec<PaymentRow> = match &self.db {
+            Db::Sqlite { reader, .. } => {
+                let mut qb = QueryBuilder::<sqlx::Sqlite>::new("");
+                build!(qb);
+                qb.build_query_as().fetch_all(reader).await?
+            }
+            Db::Postgres(pool) => {
+                let mut qb = QueryBuilder::<sqlx::Postgres>::new("");
+                build!(qb);
+                qb.build_query_as().fetch_all(pool).await?
+            }
+        };
+        let mut payments: Vec<Payment> = convert(rows)?;
+        let limit = usize::try_from(f.limit).unwrap_or(usize::MAX);
+        let next = if payments.len() > limit {
+            payments.truncate(limit);
+            payments.last().map(|p| (p.created_at, p.id.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { payments, next })
+    }
+
+    /// Payments updated at or after `since`, newest first, at most `limit`.
+    pub async fn updated_since(
+        &self,
+        since: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Payment>, StoreError> {
+        let sql = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payments WHERE updated_at >= $1 ORDER BY updated_at DESC LIMIT $2"
+        );
+        let rows = read!(self, pool => sqlx::query_as::<_, PaymentRow>(&sql).bind(since.millis()).bind(limit).fetch_all(pool).await)?;
+        convert(rows)
+    }
+
+    /// The payment created by the request with this Idempotency-Key.
+    pub async fn payment_by_key(&self, key: &str) -> Result<Option<Payment>, StoreError> {
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE idempotency_key = $1");
+        let row = read!(self, pool => sqlx::query_as::<_, PaymentRow>(&sql).bind(key).fetch_optional(pool).await)?;
+        row.map(Payment::try_from).transpose()
+    }
+
+    /// The payment of a merchant order that can still be, or has been, paid (at most one: it
+    /// holds the order's slot, a unique column).
+    pub async fn live_payment_for_order(
+        &self,
+        partner_order_id: &str,
+    ) -> Result<Option<Payment>, StoreError> {
+        let sql = format!("SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_slot = $1");
+        let row = read!(self, pool => sqlx::query_as::<_, PaymentRow>(&sql).bind(partner_order_id).fetch_optional(pool).await)?;
+        row.map(Payment::try_from).transpose()
+    }
+}
+
+/// The approve claim's values.
+pub(super) struct Claim {
+    pub(super) id: PaymentId,
+    pub(super) to: PaymentStatus,
+    pub(super) pg_token: String,
+    pub(super) now: Timestamp,
+    pub(super) next_check_at: Timestamp,
+    pub(super) window_start: Timestamp,
+    pub(super) max_claims: i64,
+}
+
+/// The claim's update (without `RETURNING`): takes one claim from the payment's claim budget (its
+/// own, not the lookups': forged cancel/fail callbacks cannot spend it) and resets the re-send
+/// count of the new approve.
+macro_rules! push_claim {
+    ($qb:expr, $c:expr) => {{
+        let now = $c.now.millis();
+        let window = $c.window_start.millis();
+        $qb.push("UPDATE payments SET status = ")
+            .push_bind($c.to.as_str())
+            .push(", updated_at = ")
+            .push_bind(now)
+            .push(", pg_token = ")
+            .push_bind($c.pg_token.clone())
+            .push(", approve_started_at = ")
+            .push_bind(now)
+            .push(", next_check_at = ")
+            .push_bind($c.next_check_at.millis())
+            .push(", resend_count = 0, check_attempts = 0, claim_calls = CASE WHEN claim_window IS NULL OR claim_window <= ")
+            .push_bind(window)
+            .push(" THEN 1 ELSE claim_calls + 1 END, claim_window = CASE WHEN claim_window IS NULL OR claim_window <= ")
+            .push_bind(window)
+            .push(" THEN ")
+            .push_bind(now)
+            .push(" ELSE claim_window END WHERE id = ")
+            .push_bind($c.id.as_str().to_owned())
+            .push(" AND status = ")
+            .push_bind(crate::domain::PaymentStatus::Ready.as_str())
+            .push(" AND expires_at > ")
+            .push_bind(now)
+            .push(" AND (claim_window IS NULL OR claim_window <= ")
+            .push_bind(window)
+            .push(" OR claim_calls < ")
+            .push_bind($c.max_claims)
+            .push(")");
+    }};
+}
+pub(super) use push_claim;
+
+async fn insert_sqlite(
+    conn: &mut SqliteConnection,
+    p: Payment,
+    detail: Detail,
+) -> Result<(), sqlx::Error> {
+    let mut qb = QueryBuilder::new("");
+    push_insert!(qb, "payments", payment_values(&p));
+    qb.build().execute(&mut *conn).await?;
+    events::insert(
+        conn,
+        &p.id,
+        None,
+        p.status,
+        crate::domain::Cause::Created,
+        &detail,
+        p.created_at,
+    )
+    .await
+}
+
+async fn claim_sqlite(
+    conn: &mut SqliteConnection,
+    c: Claim,
+) -> Result<Option<PaymentRow>, sqlx::Error> {
+    let mut qb = QueryBuilder::new("");
+    push_claim!(qb, c);
+    qb.push(format!(" RETURNING {PAYMENT_COLUMNS}"));
+    let row: Option<PaymentRow> = qb.build_query_as().fetch_optional(&mut *conn).await?;
+    if row.is_some() {
+        events::insert(
+            conn,
+            &c.id,
+            Some(PaymentStatus::Ready),
+            c.to,
+            Event::ApproveClaimed.into(),
+            &Detail::none(),
+            c.now,
+        )
+        .await?;
+    }
+    Ok(row)
+}
