@@ -14,7 +14,8 @@
 //! generations, [`pages`] renders the buyer's pages, [`helpers`] is the `/test/v1` control surface,
 //! [`faults`] and [`clock`] are the knobs, [`state`] holds payments in sharded maps.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
 pub mod clock;

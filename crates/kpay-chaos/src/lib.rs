@@ -16,6 +16,8 @@
 //! Modules: [`cluster`] runs the processes, [`buyer`] plays one payment's buyer and merchant,
 //! [`check`] judges, [`http`] is the little HTTP the others share.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod buyer;
 pub mod check;
 pub mod cluster;

@@ -8,6 +8,25 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The defaults of `kpay serve`, defined once: [`ServerConfig::new`] and the `kpay` flags both
+/// use these.
+pub mod defaults {
+    /// `--listen`.
+    pub const LISTEN: &str = "127.0.0.1:8080";
+    /// `--data-dir`.
+    pub const DATA_DIR: &str = "kpay-data";
+    /// `--cid`: KakaoPay's test merchant code for single payments.
+    pub const CID: &str = "TC0ONETIME";
+    /// `--reconcile-interval`, seconds.
+    pub const RECONCILE_INTERVAL_SECS: u64 = 5;
+    /// `--unknown-grace`, seconds.
+    pub const UNKNOWN_GRACE_SECS: u64 = 20;
+    /// `--kakaopay-timeout`, seconds: above KakaoPay's own 11 s.
+    pub const KAKAOPAY_TIMEOUT_SECS: u64 = 15;
+    /// `--database-max-connections`.
+    pub const PG_CONNECTIONS: u32 = crate::store::DEFAULT_PG_CONNECTIONS;
+}
+
 /// Everything `kpay serve` needs.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -60,18 +79,18 @@ impl ServerConfig {
         Self {
             listen,
             database_url: None,
-            database_max_connections: crate::store::DEFAULT_PG_CONNECTIONS,
-            data_dir: PathBuf::from("kpay-data"),
+            database_max_connections: defaults::PG_CONNECTIONS,
+            data_dir: PathBuf::from(defaults::DATA_DIR),
             kakaopay_url: None,
             kakaopay_api: Generation::Open,
             secret_key: None,
             admin_key: None,
-            cid: Cid::parse("TC0ONETIME").unwrap_or_else(|_| unreachable!("a valid CID literal")),
+            cid: Cid::parse(defaults::CID).unwrap_or_else(|_| unreachable!("a valid CID literal")),
             api_key: None,
             public_url: None,
-            reconcile_interval: Duration::from_secs(5),
-            unknown_grace: Duration::from_secs(20),
-            kakaopay_timeout: Duration::from_secs(15),
+            reconcile_interval: Duration::from_secs(defaults::RECONCILE_INTERVAL_SECS),
+            unknown_grace: Duration::from_secs(defaults::UNKNOWN_GRACE_SECS),
+            kakaopay_timeout: Duration::from_secs(defaults::KAKAOPAY_TIMEOUT_SECS),
             admin_password: None,
             shutdown_timeout: Duration::from_secs(20),
             demo_shop: true,

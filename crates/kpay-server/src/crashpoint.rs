@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 
 /// The points a test may arm.
-pub const POINTS: [&str; 3] = [
+pub(crate) const POINTS: [&str; 3] = [
     "create.after_insert",
     "approve.after_kakaopay",
     "refund.after_kakaopay",

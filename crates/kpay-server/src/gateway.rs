@@ -10,7 +10,7 @@ use std::time::Instant;
 
 /// KakaoPay, for this merchant.
 #[derive(Clone, Debug)]
-pub struct Gateway {
+pub(crate) struct Gateway {
     client: Client,
     cid: Cid,
     metrics: Arc<Metrics>,
@@ -18,7 +18,7 @@ pub struct Gateway {
 
 impl Gateway {
     /// Wraps a client.
-    pub fn new(client: Client, cid: Cid, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(client: Client, cid: Cid, metrics: Arc<Metrics>) -> Self {
         Self {
             client,
             cid,
@@ -26,11 +26,11 @@ impl Gateway {
         }
     }
     /// The merchant's CID.
-    pub fn cid(&self) -> &Cid {
+    pub(crate) fn cid(&self) -> &Cid {
         &self.cid
     }
     /// The base URL calls go to.
-    pub fn base_url(&self) -> &str {
+    pub(crate) fn base_url(&self) -> &str {
         self.client.base_url()
     }
 
@@ -40,28 +40,28 @@ impl Gateway {
     }
 
     /// ready.
-    pub async fn ready(&self, req: &ReadyRequest) -> Result<ReadyResponse, Error> {
+    pub(crate) async fn ready(&self, req: &ReadyRequest) -> Result<ReadyResponse, Error> {
         let t = Instant::now();
         let r = self.client.ready(req).await;
         self.observe(Operation::Ready, t, &r);
         r
     }
     /// approve.
-    pub async fn approve(&self, req: &ApproveRequest) -> Result<ApproveResponse, Error> {
+    pub(crate) async fn approve(&self, req: &ApproveRequest) -> Result<ApproveResponse, Error> {
         let t = Instant::now();
         let r = self.client.approve(req).await;
         self.observe(Operation::Approve, t, &r);
         r
     }
     /// cancel.
-    pub async fn cancel(&self, req: &CancelRequest) -> Result<CancelResponse, Error> {
+    pub(crate) async fn cancel(&self, req: &CancelRequest) -> Result<CancelResponse, Error> {
         let t = Instant::now();
         let r = self.client.cancel(req).await;
         self.observe(Operation::Cancel, t, &r);
         r
     }
     /// Order lookup of `tid`.
-    pub async fn order(&self, tid: &Tid) -> Result<OrderResponse, Error> {
+    pub(crate) async fn order(&self, tid: &Tid) -> Result<OrderResponse, Error> {
         let t = Instant::now();
         let r = self
             .client

@@ -1,21 +1,27 @@
 //! The merchant's payment server: orders, a persisted payment state machine, KakaoPay callbacks,
 //! refunds, idempotency, reconciliation, metrics and pages.
 //!
-//! Direction of dependency: [`http`] (handlers, pages) → [`service`] (one use case per function)
-//! → [`domain`] (pure), [`store`] (SQLite | PostgreSQL) and [`gateway`] (the KakaoPay client).
-//! [`reconciler`] drives [`service`] in the background; [`startup`] wires it all.
+//! Direction of dependency: [`web`] (pages) → [`http`] (the merchant API, its errors) →
+//! [`service`] (one use case per function) → [`domain`] (pure: what a payment is, and the one
+//! function that changes its status), [`store`] (SQLite | PostgreSQL, speaking domain types) and
+//! [`gateway`] (the KakaoPay client). [`reconciler`] drives [`service`] in the background;
+//! [`startup`] wires it all.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(missing_docs)]
 
 pub mod config;
-pub mod crashpoint;
+pub(crate) mod crashpoint;
 pub mod domain;
-pub mod gateway;
-pub mod http;
-pub mod metrics;
-pub mod reconciler;
-pub mod service;
-pub mod startup;
+pub(crate) mod gateway;
+pub(crate) mod http;
+pub(crate) mod metrics;
+pub(crate) mod reconciler;
+pub(crate) mod service;
+pub(crate) mod startup;
 pub mod store;
-pub mod web;
+pub(crate) mod web;
 
 pub use config::ServerConfig;
+pub use reconciler::{Line, PassReport};
 pub use startup::{Application, StartError, reconcile_once};

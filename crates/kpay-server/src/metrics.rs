@@ -39,7 +39,7 @@ fn latency_histogram() -> Histogram {
 }
 
 /// The server's metrics.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     kakaopay_latency: Family<OpLabels, Histogram, fn() -> Histogram>,
     kakaopay_errors: Family<ErrorLabels, Counter>,
@@ -91,7 +91,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Records one KakaoPay call.
-    pub fn observe_kakaopay(&self, op: Operation, took: Duration, error: Option<&Error>) {
+    pub(crate) fn observe_kakaopay(&self, op: Operation, took: Duration, error: Option<&Error>) {
         let operation = op.path_tail().replace('/', "_");
         self.kakaopay_latency
             .get_or_create(&OpLabels {
@@ -112,7 +112,7 @@ impl Metrics {
     }
 
     /// Records one HTTP request.
-    pub fn observe_http(&self, route: &str, status: u16) {
+    pub(crate) fn observe_http(&self, route: &str, status: u16) {
         self.http_requests
             .get_or_create(&HttpLabels {
                 route: route.to_owned(),
@@ -122,7 +122,7 @@ impl Metrics {
     }
 
     /// Sets the payments-by-status gauge.
-    pub fn set_payment_counts(&self, counts: &[(crate::domain::PaymentStatus, u64)]) {
+    pub(crate) fn set_payment_counts(&self, counts: &[(crate::domain::PaymentStatus, u64)]) {
         for status in crate::domain::PaymentStatus::ALL {
             let n = counts
                 .iter()
@@ -137,7 +137,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

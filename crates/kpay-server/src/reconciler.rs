@@ -82,6 +82,7 @@ fn line(id: String, tid: String, result: Result<SyncReport, ServiceError>) -> Op
 /// turned out to be down during this pass (then no call is made: during an outage a pass probes
 /// KakaoPay with a few payments instead of calling for every one, and the next pass catches up).
 /// `None`: skipped.
+#[tracing::instrument(name = "reconcile", skip_all, fields(payment_id = %p.id))]
 async fn reconcile_one(
     services: &Services,
     p: &Payment,

@@ -50,6 +50,28 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
+/// Mounts the built-in sandbox at `/sandbox` (developer builds: the `sandbox` feature).
+#[cfg(feature = "sandbox")]
+fn mount_sandbox(router: Router, public_url: &str) -> Result<Router, StartError> {
+    let sandbox = kakaopay_sandbox::Sandbox::new(kakaopay_sandbox::SandboxConfig {
+        public_url: format!("{public_url}/sandbox"),
+        // Paid payments stay refundable for a month in the built-in sandbox.
+        retention: Duration::from_secs(30 * 24 * 3600),
+        ..Default::default()
+    });
+    let _eviction = sandbox.start_eviction();
+    Ok(router.nest("/sandbox", kakaopay_sandbox::router(sandbox)))
+}
+
+/// A production build has no built-in sandbox (its test helpers let anyone "pay"): without a
+/// KakaoPay key or URL it does not start.
+#[cfg(not(feature = "sandbox"))]
+fn mount_sandbox(_router: Router, _public_url: &str) -> Result<Router, StartError> {
+    Err(StartError::Config(
+        "this build has no built-in KakaoPay sandbox: set KAKAOPAY_SECRET_KEY (or KAKAOPAY_ADMIN_KEY), or --kakaopay-url".into(),
+    ))
+}
+
 /// The database URL: the configured one or SQLite in the data directory.
 pub fn database_url(config: &ServerConfig) -> String {
     config
@@ -291,21 +313,21 @@ impl Application {
         }
         let builtin_sandbox = config.uses_builtin_sandbox();
         if builtin_sandbox {
-            let sandbox = kakaopay_sandbox::Sandbox::new(kakaopay_sandbox::SandboxConfig {
-                public_url: format!("{public_url}/sandbox"),
-                // Paid payments stay refundable for a month in the built-in sandbox.
-                retention: Duration::from_secs(30 * 24 * 3600),
-                ..Default::default()
-            });
-            let _eviction = sandbox.start_eviction();
-            router = router.nest("/sandbox", kakaopay_sandbox::router(sandbox));
+            router = mount_sandbox(router, &public_url)?;
         }
         let router = router
             .layer(axum::middleware::from_fn(crate::web::i18n::remember))
             // Spans name the path only: callback queries carry pg_tokens, which are never logged.
             .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-            }));
+                let request_id = req
+                    .headers()
+                    .get(&http::request_id::HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("http", request_id, method = %req.method(), path = %req.uri().path())
+            }))
+            // Outermost: the id exists before the span is made.
+            .layer(axum::middleware::from_fn(http::request_id::assign));
         Ok(Self {
             listener,
             addr,
@@ -339,19 +361,6 @@ impl Application {
     /// Whether the built-in sandbox serves as KakaoPay.
     pub fn builtin_sandbox(&self) -> bool {
         self.builtin_sandbox
-    }
-    /// The services (for tests and tools).
-    pub fn services(&self) -> &Services {
-        &self.state.services
-    }
-    /// Mounts more routes (the shop and dashboard pages).
-    pub fn merge(mut self, routes: Router) -> Self {
-        self.router = self.router.merge(routes);
-        self
-    }
-    /// The state handlers share.
-    pub fn state(&self) -> &AppState {
-        &self.state
     }
 
     /// Serves until `shutdown` resolves, then stops taking requests, finishes in-flight ones and

@@ -1,5 +1,6 @@
 //! The merchant API's contract: authentication, validation that names the field, idempotency,
 //! listing, events, and the operations endpoints. Bad input is refused and stores nothing.
+#![cfg(feature = "sandbox")]
 
 mod common;
 use common::*;

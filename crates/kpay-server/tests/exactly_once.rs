@@ -2,6 +2,7 @@
 //! unclear answers: idempotency keys bound to their effect, one payment per order, forged callbacks
 //! that cannot harm, back-off instead of retry storms. (Crashes with the real binary: the `kpay`
 //! crate's `crash` tests; thousands of payments under faults: `kpay-chaos`.)
+#![cfg(feature = "sandbox")]
 
 mod common;
 use common::*;

@@ -1,6 +1,7 @@
 //! KakaoPay misbehaving (sandbox faults): lost answers, applied-but-unanswered calls, errors.
 //! Whatever happens, the payment converges to KakaoPay's truth and nothing is approved or refunded
 //! twice.
+#![cfg(feature = "sandbox")]
 
 mod common;
 use common::*;

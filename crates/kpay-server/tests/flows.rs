@@ -1,5 +1,6 @@
 //! End to end over HTTP against the built-in sandbox, on both databases and both KakaoPay
 //! generations: approve, quit, fail, expiry, refunds, duplicate callbacks, mismatches.
+#![cfg(feature = "sandbox")]
 
 mod common;
 use common::*;

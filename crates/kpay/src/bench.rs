@@ -1,5 +1,6 @@
 //! `kpay bench …`: bounded load generators aimed at loopback servers only.
 
+use hdrhistogram::Histogram;
 use kakaopay::{ApproveRequest, Client, Credentials, PgToken, ReadyRequest};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -109,8 +110,8 @@ struct Measured {
     completed: u64,
     failures: u64,
     first_error: String,
-    /// Sorted latencies (µs) per request kind of a flow.
-    latencies: Vec<Vec<u32>>,
+    /// Latencies (µs) per request kind of a flow.
+    latencies: Vec<Histogram<u64>>,
 }
 
 /// Runs `flow` in `concurrency` loops: `warmup` seconds unmeasured, then `duration` seconds
@@ -171,15 +172,21 @@ where
     tokio::time::sleep(Duration::from_secs(duration)).await;
     run.stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
-    let mut latencies: Vec<Vec<u32>> = vec![Vec::new(); kinds];
+    // Three significant digits: 1 µs resolution below 1 ms, 0.1 % above.
+    let mut latencies: Vec<Histogram<u64>> = (0..kinds)
+        .map(|_| {
+            Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits is valid"))
+        })
+        .collect();
     for w in workers {
         if let Ok(mine) = w.await {
-            for (k, mut l) in mine.into_iter().enumerate() {
-                latencies[k].append(&mut l);
+            for (k, l) in mine.into_iter().enumerate() {
+                for us in l {
+                    latencies[k].saturating_record(u64::from(us));
+                }
             }
         }
     }
-    latencies.iter_mut().for_each(|l| l.sort_unstable());
     Measured {
         elapsed,
         completed: run.completed.load(Ordering::Relaxed),
@@ -194,21 +201,18 @@ where
     }
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    f64::from(sorted[i]) / 1000.0
+/// `p` of the latencies, in ms.
+fn percentile(h: &Histogram<u64>, p: f64) -> f64 {
+    h.value_at_quantile(p) as f64 / 1000.0
 }
 
-fn latency_line(sorted: &[u32]) -> String {
+fn latency_line(h: &Histogram<u64>) -> String {
     format!(
         "p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-        percentile(sorted, 0.5),
-        percentile(sorted, 0.9),
-        percentile(sorted, 0.99),
-        percentile(sorted, 1.0)
+        percentile(h, 0.5),
+        percentile(h, 0.9),
+        percentile(h, 0.99),
+        h.max() as f64 / 1000.0
     )
 }
 

@@ -3,6 +3,8 @@
 //! `kpay reconcile` one reconciliation pass, `kpay bench …` the load generators, `kpay chaos` a
 //! seeded fault run of the whole stack.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod bench;
 mod sandbox;
 mod serve;
@@ -16,8 +18,8 @@ use std::process::ExitCode;
 #[command(name = "kpay", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     /// Log format.
-    #[arg(long, global = true, env = "KPAY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    #[arg(long, global = true, env = "KPAY_LOG_FORMAT", value_enum, default_value_t = telemetry::LogFormat::Text)]
+    log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,7 +42,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(&cli.log_format);
+    telemetry::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

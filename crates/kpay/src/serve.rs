@@ -1,6 +1,7 @@
 //! `kpay serve` and `kpay reconcile`: the payment server and its reconciler by hand.
 
 use kakaopay::{Cid, Generation};
+use kpay_server::config::defaults;
 use kpay_server::{Application, ServerConfig};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -11,24 +12,24 @@ use std::time::Duration;
 #[derive(Debug, clap::Args)]
 pub struct ServerArgs {
     /// Address to listen on.
-    #[arg(long, env = "KPAY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "KPAY_LISTEN", default_value = defaults::LISTEN)]
     listen: SocketAddr,
     /// Database: sqlite://PATH or postgres://USER@HOST/DB. Default: SQLite in the data directory.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
     /// PostgreSQL connections of this instance.
-    #[arg(long, env = "KPAY_DATABASE_MAX_CONNECTIONS", default_value_t = kpay_server::store::DEFAULT_PG_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=500))]
+    #[arg(long, env = "KPAY_DATABASE_MAX_CONNECTIONS", default_value_t = defaults::PG_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..=500))]
     database_max_connections: u32,
     /// Directory for the SQLite database and the generated API key.
-    #[arg(long, env = "KPAY_DATA_DIR", default_value = "kpay-data")]
+    #[arg(long, env = "KPAY_DATA_DIR", default_value = defaults::DATA_DIR)]
     data_dir: PathBuf,
     /// KakaoPay base URL (the real hosts or an external sandbox). Default: the real host when a key
     /// is set, else the built-in sandbox at /sandbox.
-    #[arg(long, env = "KAKAOPAY_BASE_URL")]
+    #[arg(long, env = "KAKAOPAY_BASE_URL", value_parser = http_url)]
     kakaopay_url: Option<String>,
     /// KakaoPay API generation: open (open-api.kakaopay.com, SECRET_KEY) or legacy (kapi.kakao.com, KakaoAK).
-    #[arg(long, env = "KAKAOPAY_API", default_value = "open", value_parser = ["open", "legacy"])]
-    kakaopay_api: String,
+    #[arg(long, env = "KAKAOPAY_API", value_enum, default_value_t = Api::Open)]
+    kakaopay_api: Api,
     /// Secret key of the current API (never printed).
     #[arg(
         long = "kakaopay-secret-key",
@@ -44,22 +45,22 @@ pub struct ServerArgs {
     )]
     admin_key: Option<String>,
     /// Merchant code (CID).
-    #[arg(long, env = "KAKAOPAY_CID", default_value = "TC0ONETIME")]
-    cid: String,
+    #[arg(long, env = "KAKAOPAY_CID", default_value = defaults::CID, value_parser = cid)]
+    cid: Cid,
     /// The merchant API key (Authorization: Bearer). Default: generated on first start, kept in the data directory.
     #[arg(long, env = "KPAY_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
     /// Base URL browsers reach, used for KakaoPay's approval/cancel/fail URLs. Default: http://<listen>.
-    #[arg(long, env = "KPAY_PUBLIC_URL")]
+    #[arg(long, env = "KPAY_PUBLIC_URL", value_parser = http_url)]
     public_url: Option<String>,
     /// Seconds between reconciler passes.
-    #[arg(long, env = "KPAY_RECONCILE_INTERVAL", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    #[arg(long, env = "KPAY_RECONCILE_INTERVAL", default_value_t = defaults::RECONCILE_INTERVAL_SECS, value_parser = clap::value_parser!(u64).range(1..=3600))]
     reconcile_interval: u64,
     /// Seconds after an unclear approve or refund before a lookup showing "not applied" is believed.
-    #[arg(long, env = "KPAY_UNKNOWN_GRACE", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=600))]
+    #[arg(long, env = "KPAY_UNKNOWN_GRACE", default_value_t = defaults::UNKNOWN_GRACE_SECS, value_parser = clap::value_parser!(u64).range(1..=600))]
     unknown_grace: u64,
     /// Seconds one KakaoPay call may take (default above KakaoPay's own 11 s).
-    #[arg(long, env = "KAKAOPAY_TIMEOUT", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=120))]
+    #[arg(long, env = "KAKAOPAY_TIMEOUT", default_value_t = defaults::KAKAOPAY_TIMEOUT_SECS, value_parser = clap::value_parser!(u64).range(1..=120))]
     kakaopay_timeout: u64,
     /// Password of the admin dashboard (default: the API key logs in).
     #[arg(long, env = "KPAY_ADMIN_PASSWORD", hide_env_values = true)]
@@ -72,6 +73,41 @@ pub struct ServerArgs {
     test_crash_at: Option<String>,
 }
 
+/// Which KakaoPay API generation to speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Api {
+    /// open-api.kakaopay.com: JSON, `SECRET_KEY`.
+    Open,
+    /// kapi.kakao.com: form bodies, `KakaoAK`.
+    Legacy,
+}
+
+impl From<Api> for Generation {
+    fn from(a: Api) -> Self {
+        match a {
+            Api::Open => Generation::Open,
+            Api::Legacy => Generation::Legacy,
+        }
+    }
+}
+
+/// A merchant code.
+fn cid(s: &str) -> Result<Cid, String> {
+    Cid::parse(s).map_err(|e| e.to_string())
+}
+
+/// An absolute http(s) URL without a query, its trailing `/` removed (an empty value: unset).
+fn http_url(s: &str) -> Result<String, String> {
+    let u = url::Url::parse(s).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err("must be an http:// or https:// URL with a host".into());
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
 fn secret(s: Option<String>) -> Option<SecretString> {
     s.filter(|s| !s.trim().is_empty()).map(SecretString::from)
 }
@@ -79,25 +115,17 @@ fn secret(s: Option<String>) -> Option<SecretString> {
 impl ServerArgs {
     /// The server configuration, or a one-line reason it is wrong.
     pub fn config(self) -> Result<ServerConfig, String> {
-        let cid = Cid::parse(&self.cid).map_err(|e| format!("--cid / KAKAOPAY_CID: {e}"))?;
         let mut c = ServerConfig::new(self.listen);
         c.database_url = self.database_url.filter(|s| !s.is_empty());
         c.data_dir = self.data_dir;
         c.database_max_connections = self.database_max_connections;
-        c.kakaopay_url = self
-            .kakaopay_url
-            .filter(|s| !s.is_empty())
-            .map(|s| s.trim_end_matches('/').to_owned());
-        c.kakaopay_api = if self.kakaopay_api == "legacy" {
-            Generation::Legacy
-        } else {
-            Generation::Open
-        };
+        c.kakaopay_url = self.kakaopay_url;
+        c.kakaopay_api = self.kakaopay_api.into();
         c.secret_key = secret(self.secret_key);
         c.admin_key = secret(self.admin_key);
-        c.cid = cid;
+        c.cid = self.cid;
         c.api_key = secret(self.api_key);
-        c.public_url = self.public_url.filter(|s| !s.is_empty());
+        c.public_url = self.public_url;
         c.reconcile_interval = Duration::from_secs(self.reconcile_interval);
         c.unknown_grace = Duration::from_secs(self.unknown_grace);
         c.kakaopay_timeout = Duration::from_secs(self.kakaopay_timeout);

@@ -95,15 +95,14 @@ fn bad_configuration_exits_with_a_one_line_reason() {
         (&["serve", "--listen", "not-an-address"], "invalid value"),
     ];
     for (args, needle) in cases {
-        let out = Command::new(env!("CARGO_BIN_EXE_kpay"))
+        assert_cmd::Command::cargo_bin("kpay")
+            .unwrap()
             .args(args)
             .current_dir(&dir)
             .env("RUST_LOG", "off")
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?} must fail");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(needle), "{args:?}: {err}");
+            .assert()
+            .failure()
+            .stderr(predicates::str::contains(needle));
     }
     // A taken port.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -140,19 +139,14 @@ fn sandbox_runs_standalone() {
 
 #[test]
 fn help_lists_every_command() {
-    let out = Command::new(env!("CARGO_BIN_EXE_kpay"))
-        .arg("--help")
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
+    let kpay = || assert_cmd::Command::cargo_bin("kpay").unwrap();
+    let out = kpay().arg("--help").assert().success();
+    let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     for cmd in ["serve", "sandbox", "reconcile", "bench"] {
         assert!(help.contains(cmd), "{help}");
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_kpay"))
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
+    let out = kpay().args(["serve", "--help"]).assert().success();
+    let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     for flag in [
         "--listen",
         "KPAY_LISTEN",

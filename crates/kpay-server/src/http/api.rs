@@ -17,110 +17,110 @@ use kakaopay::{Amount, ItemCode, ItemName, PartnerOrderId, PartnerUserId, Payloa
 use serde::{Deserialize, Serialize};
 
 /// A time as the API shows it: RFC 3339 in Korean time.
-pub fn time(t: Timestamp) -> String {
+pub(crate) fn time(t: Timestamp) -> String {
     t.rfc3339()
 }
 
 /// A payment id from the path. Text that is not a payment id names no payment: 404, like an
 /// unknown one.
-pub fn payment_id(id: &str) -> Result<PaymentId, ApiError> {
+pub(crate) fn payment_id(id: &str) -> Result<PaymentId, ApiError> {
     PaymentId::parse(id).map_err(|_| ApiError::from(ServiceError::NotFound(id.to_owned())))
 }
 
 /// Body of `POST /api/v1/payments`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreatePaymentBody {
+pub(crate) struct CreatePaymentBody {
     /// The buyer in your terms (no name, phone or e-mail), 1–100 characters.
-    pub partner_user_id: String,
+    pub(crate) partner_user_id: String,
     /// What is sold, 1–100 characters.
-    pub item_name: String,
+    pub(crate) item_name: String,
     /// How many, at least 1.
-    pub quantity: i64,
+    pub(crate) quantity: i64,
     /// Total in won, at least 1.
-    pub total_amount: i64,
+    pub(crate) total_amount: i64,
     /// Tax-free part in won (default 0).
     #[serde(default)]
-    pub tax_free_amount: Option<i64>,
+    pub(crate) tax_free_amount: Option<i64>,
     /// VAT in won (default: KakaoPay's rule, (total − tax-free) / 11 rounded).
     #[serde(default)]
-    pub vat_amount: Option<i64>,
+    pub(crate) vat_amount: Option<i64>,
     /// Your order id (default: the payment id).
     #[serde(default)]
-    pub partner_order_id: Option<String>,
+    pub(crate) partner_order_id: Option<String>,
     /// Item code.
     #[serde(default)]
-    pub item_code: Option<String>,
+    pub(crate) item_code: Option<String>,
     /// Which KakaoPay page the buyer gets: `pc` (QR code, default), `mobile` or `app`.
     #[serde(default)]
-    pub channel: Option<Channel>,
+    pub(crate) channel: Option<Channel>,
     /// Where the buyer goes after paying, quitting or failing, with `payment_id` and `status`
     /// appended. Without it the server shows its own result page.
     #[serde(default)]
-    pub return_url: Option<String>,
+    pub(crate) return_url: Option<String>,
 }
 
 /// Body of `POST /api/v1/payments/{id}/cancel`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CancelBody {
+pub(crate) struct CancelBody {
     /// How much to refund, in won (default: everything that is left).
     #[serde(default)]
-    pub amount: Option<i64>,
+    pub(crate) amount: Option<i64>,
     /// Its tax-free part (default: in proportion to what is left).
     #[serde(default)]
-    pub tax_free_amount: Option<i64>,
+    pub(crate) tax_free_amount: Option<i64>,
     /// Its VAT part (default: KakaoPay's rule; a full refund takes what is left).
     #[serde(default)]
-    pub vat_amount: Option<i64>,
+    pub(crate) vat_amount: Option<i64>,
     /// Why, at most 200 characters (sent to KakaoPay as the payload).
     #[serde(default)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// Redirect URLs of all channels.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RedirectUrls {
+pub(crate) struct RedirectUrls {
     /// Desktop (QR code page).
-    pub pc: Option<String>,
+    pub(crate) pc: Option<String>,
     /// Mobile web.
-    pub mobile: Option<String>,
+    pub(crate) mobile: Option<String>,
     /// Native app.
-    pub app: Option<String>,
+    pub(crate) app: Option<String>,
 }
 
 /// Why a payment failed.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct FailureView {
+pub(crate) struct FailureView {
     /// KakaoPay's code or the server's reason.
-    pub code: String,
+    pub(crate) code: String,
     /// Explanation.
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 /// A refund.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct RefundView {
+pub(crate) struct RefundView {
     /// Refund id.
-    pub id: String,
+    pub(crate) id: String,
     /// `pending`, `succeeded` or `failed`.
-    pub status: RefundStatus,
+    pub(crate) status: RefundStatus,
     /// Amount refunded.
-    pub amount: i64,
+    pub(crate) amount: i64,
     /// Tax-free part.
-    pub tax_free_amount: i64,
+    pub(crate) tax_free_amount: i64,
     /// VAT part.
-    pub vat_amount: i64,
+    pub(crate) vat_amount: i64,
     /// KakaoPay's AID of the cancel.
-    pub aid: Option<String>,
+    pub(crate) aid: Option<String>,
     /// Why it was asked.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Why it failed.
-    pub failure: Option<FailureView>,
+    pub(crate) failure: Option<FailureView>,
     /// When it was asked.
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// Last change.
-    pub updated_at: String,
+    pub(crate) updated_at: String,
 }
 
 impl From<&Refund> for RefundView {
@@ -145,73 +145,73 @@ impl From<&Refund> for RefundView {
 
 /// A payment.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct PaymentView {
+pub(crate) struct PaymentView {
     /// Payment id.
-    pub id: String,
+    pub(crate) id: String,
     /// Where it stands.
-    pub status: PaymentStatus,
+    pub(crate) status: PaymentStatus,
     /// KakaoPay's payment id.
-    pub tid: String,
+    pub(crate) tid: String,
     /// KakaoPay's approve request id, once approved.
-    pub aid: Option<String>,
+    pub(crate) aid: Option<String>,
     /// Merchant code.
-    pub cid: String,
+    pub(crate) cid: String,
     /// Your order id.
-    pub partner_order_id: String,
+    pub(crate) partner_order_id: String,
     /// Your user id.
-    pub partner_user_id: String,
+    pub(crate) partner_user_id: String,
     /// Item name.
-    pub item_name: String,
+    pub(crate) item_name: String,
     /// Item code.
-    pub item_code: Option<String>,
+    pub(crate) item_code: Option<String>,
     /// Item count.
-    pub quantity: i64,
+    pub(crate) quantity: i64,
     /// What is charged.
-    pub amount: Amounts,
+    pub(crate) amount: Amounts,
     /// Refunded so far, in won.
-    pub canceled_amount: i64,
+    pub(crate) canceled_amount: i64,
     /// What can still be refunded, in won.
-    pub cancelable_amount: i64,
+    pub(crate) cancelable_amount: i64,
     /// Refunded so far, by part.
-    pub canceled: Amounts,
+    pub(crate) canceled: Amounts,
     /// `CARD` or `MONEY`, once paid.
-    pub payment_method_type: Option<String>,
+    pub(crate) payment_method_type: Option<String>,
     /// Card details KakaoPay reported.
     #[schema(value_type = Option<Object>)]
-    pub card_info: Option<serde_json::Value>,
+    pub(crate) card_info: Option<serde_json::Value>,
     /// `pc`, `mobile` or `app`.
-    pub channel: Channel,
+    pub(crate) channel: Channel,
     /// Where to send the buyer (fits the channel).
-    pub redirect_url: String,
+    pub(crate) redirect_url: String,
     /// Every channel's URL.
-    pub redirect_urls: RedirectUrls,
+    pub(crate) redirect_urls: RedirectUrls,
     /// Where the buyer goes afterwards.
-    pub return_url: Option<String>,
+    pub(crate) return_url: Option<String>,
     /// Why it failed or was cancelled by the server.
-    pub failure: Option<FailureView>,
+    pub(crate) failure: Option<FailureView>,
     /// Whether a refund is being processed.
-    pub refund_in_progress: bool,
+    pub(crate) refund_in_progress: bool,
     /// Refunds, oldest first (single payment reads only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub refunds: Option<Vec<RefundView>>,
+    pub(crate) refunds: Option<Vec<RefundView>>,
     /// The refund this request made (refund answers only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub refund: Option<RefundView>,
+    pub(crate) refund: Option<RefundView>,
     /// Created.
-    pub created_at: String,
+    pub(crate) created_at: String,
     /// Last change.
-    pub updated_at: String,
+    pub(crate) updated_at: String,
     /// Unpaid payments expire then.
-    pub expires_at: String,
+    pub(crate) expires_at: String,
     /// Approved.
-    pub approved_at: Option<String>,
+    pub(crate) approved_at: Option<String>,
     /// Last refunded.
-    pub canceled_at: Option<String>,
+    pub(crate) canceled_at: Option<String>,
 }
 
 impl PaymentView {
     /// The view of a record.
-    pub fn new(p: &Payment, refunds: Option<&[Refund]>) -> Self {
+    pub(crate) fn new(p: &Payment, refunds: Option<&[Refund]>) -> Self {
         Self {
             id: p.id.to_string(),
             status: p.status,
@@ -255,35 +255,35 @@ impl PaymentView {
 
 /// A page of payments.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct PaymentPage {
+pub(crate) struct PaymentPage {
     /// Newest first.
-    pub data: Vec<PaymentView>,
+    pub(crate) data: Vec<PaymentView>,
     /// Pass as `cursor` for the next page; `null` on the last one.
-    pub next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 /// One entry of the event log.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct EventView {
+pub(crate) struct EventView {
     /// Sequence number (increasing).
-    pub id: i64,
+    pub(crate) id: i64,
     /// Status before (`null` for the creation).
-    pub from: Option<PaymentStatus>,
+    pub(crate) from: Option<PaymentStatus>,
     /// Status after.
-    pub to: PaymentStatus,
+    pub(crate) to: PaymentStatus,
     /// What caused it, e.g. `created`, `approve_claimed`, `approved`, `refund_requested`, `refunded_part`.
-    pub cause: String,
+    pub(crate) cause: String,
     /// KakaoPay's code, when it answered with one.
-    pub kakaopay_code: Option<i64>,
+    pub(crate) kakaopay_code: Option<i64>,
     /// Details (of the last occurrence).
-    pub detail: Option<String>,
+    pub(crate) detail: Option<String>,
     /// When.
-    pub at: String,
+    pub(crate) at: String,
     /// How many identical outcomes in a row this entry stands for (1: just this one).
-    pub count: u32,
+    pub(crate) count: u32,
     /// When the last of them happened, if more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_at: Option<String>,
+    pub(crate) last_at: Option<String>,
 }
 
 impl From<&PaymentEvent> for EventView {
@@ -304,27 +304,27 @@ impl From<&PaymentEvent> for EventView {
 
 /// The event log of a payment.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct EventList {
+pub(crate) struct EventList {
     /// Oldest first.
-    pub data: Vec<EventView>,
+    pub(crate) data: Vec<EventView>,
 }
 
 /// Query of `GET /api/v1/payments`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     /// Only this status.
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
     /// Page size, 1–100 (default 20).
-    pub limit: Option<i64>,
+    pub(crate) limit: Option<i64>,
     /// From a previous page's `next_cursor`.
-    pub cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// Exact payment id, order id or TID.
-    pub q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Created on or after this day or time (`2026-11-01` or RFC 3339; days are KST).
-    pub from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Created before this day or time (a day means up to its end).
-    pub to: Option<String>,
+    pub(crate) to: Option<String>,
 }
 
 fn field<T, E: std::fmt::Display>(name: &'static str, r: Result<T, E>) -> Result<T, ApiError> {
@@ -336,7 +336,7 @@ fn amount(name: &'static str, won: i64) -> Result<Amount, ApiError> {
 }
 
 /// Parses a day (`2026-11-01`, KST) or an RFC 3339 time; `end` moves a day to its end.
-pub fn parse_time(name: &'static str, s: &str, end: bool) -> Result<Timestamp, ApiError> {
+pub(crate) fn parse_time(name: &'static str, s: &str, end: bool) -> Result<Timestamp, ApiError> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         let day = if end { d.succ_opt().unwrap_or(d) } else { d };
         let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
@@ -353,7 +353,7 @@ pub fn parse_time(name: &'static str, s: &str, end: bool) -> Result<Timestamp, A
 }
 
 /// Turns the create body into a validated payment.
-pub fn parse_create(body: CreatePaymentBody) -> Result<CreatePayment, ApiError> {
+pub(crate) fn parse_create(body: CreatePaymentBody) -> Result<CreatePayment, ApiError> {
     let total = amount("total_amount", body.total_amount)?;
     let tax_free = amount("tax_free_amount", body.tax_free_amount.unwrap_or(0))?;
     let vat = body
@@ -423,7 +423,7 @@ pub fn parse_create(body: CreatePaymentBody) -> Result<CreatePayment, ApiError> 
         (status = 502, description = "KakaoPay unavailable; nothing was created", body = ErrorBody),
     ),
     security(("bearer" = [])))]
-pub async fn create_payment(
+pub(crate) async fn create_payment(
     State(state): State<AppState>,
     key: Option<Extension<IdempotencyKey>>,
     body: Bytes,
@@ -447,7 +447,7 @@ pub async fn create_payment(
     params(("id" = String, Path, description = "Payment id")),
     responses((status = 200, body = PaymentView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn get_payment(
+pub(crate) async fn get_payment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {
@@ -462,7 +462,7 @@ pub async fn get_payment(
 #[utoipa::path(get, path = "/api/v1/payments", tag = "payments", params(ListQuery),
     responses((status = 200, body = PaymentPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list_payments(
+pub(crate) async fn list_payments(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<PaymentPage>, ApiError> {
@@ -481,7 +481,7 @@ pub async fn list_payments(
 }
 
 /// Parses list parameters (shared with the dashboard).
-pub fn list_filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
+pub(crate) fn list_filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
     let status = match q.status.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(PaymentStatus::parse(s).ok_or_else(|| {
             ApiError::invalid("status", "status: must be one of ready, approving, approved, partially_canceled, canceled, quit, failed, expired")
@@ -544,7 +544,7 @@ pub fn list_filter(q: &ListQuery) -> Result<ListFilter, ApiError> {
         (status = 422, description = "KakaoPay refused", body = ErrorBody),
         (status = 502, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn cancel_payment(
+pub(crate) async fn cancel_payment(
     State(state): State<AppState>,
     Path(id): Path<String>,
     key: Option<Extension<IdempotencyKey>>,
@@ -591,7 +591,7 @@ pub async fn cancel_payment(
     params(("id" = String, Path, description = "Payment id")),
     responses((status = 200, body = EventList), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn payment_events(
+pub(crate) async fn payment_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<EventList>, ApiError> {
@@ -606,7 +606,7 @@ pub async fn payment_events(
     params(("id" = String, Path, description = "Payment id")),
     responses((status = 200, body = PaymentView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody), (status = 502, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn sync_payment(
+pub(crate) async fn sync_payment(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentView>, ApiError> {

@@ -12,13 +12,12 @@ use std::collections::HashSet;
 use std::sync::RwLock;
 
 /// The hex SHA-256 of a key.
-pub fn hash_key(key: &str) -> String {
-    let digest = Sha256::digest(key.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+pub(crate) fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// A new random API key: `kpay_sk_` + 32 letters and digits.
-pub fn generate_key() -> String {
+pub(crate) fn generate_key() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
     let mut rng = rand::rng();
@@ -30,13 +29,13 @@ pub fn generate_key() -> String {
 
 /// Verified key hashes.
 #[derive(Debug, Default)]
-pub struct ApiKeys {
+pub(crate) struct ApiKeys {
     known: RwLock<HashSet<String>>,
 }
 
 impl ApiKeys {
     /// Whether `key` is a valid API key.
-    pub async fn verify(&self, store: &Store, key: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn verify(&self, store: &Store, key: &str) -> Result<bool, StoreError> {
         let hash = hash_key(key);
         if self
             .known
@@ -55,7 +54,7 @@ impl ApiKeys {
 }
 
 /// The bearer token of a request, if any.
-pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -68,7 +67,11 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 }
 
 /// Refuses requests without a valid API key (401, JSON).
-pub async fn require_api_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_api_key(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(key) = bearer(req.headers()) else {
         return ApiError::unauthorized("send the merchant API key as Authorization: Bearer <key>")
             .into_response();

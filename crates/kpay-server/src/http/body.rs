@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Largest request body the API accepts.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 fn too_large() -> Response {
     ApiError::new(
@@ -23,7 +23,7 @@ fn too_large() -> Response {
 }
 
 /// The middleware.
-pub async fn buffer(req: Request, next: Next) -> Response {
+pub(crate) async fn buffer(req: Request, next: Next) -> Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

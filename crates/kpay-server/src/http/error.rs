@@ -9,44 +9,48 @@ use serde::Serialize;
 
 /// An API error.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// HTTP status.
-    pub status: StatusCode,
+    pub(crate) status: StatusCode,
     /// Machine-readable code.
-    pub code: &'static str,
+    pub(crate) code: &'static str,
     /// What went wrong, for people.
-    pub message: String,
+    pub(crate) message: String,
     /// The offending request field.
-    pub field: Option<String>,
+    pub(crate) field: Option<String>,
     /// KakaoPay's code, passed through.
-    pub kakaopay_code: Option<i64>,
+    pub(crate) kakaopay_code: Option<i64>,
 }
 
 /// The error body.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// The error.
-    pub error: ErrorDetail,
+    pub(crate) error: ErrorDetail,
 }
 
 /// The error itself.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// Machine-readable code, e.g. `invalid_request`, `not_found`, `refund_in_progress`.
-    pub code: String,
+    pub(crate) code: String,
     /// What went wrong.
-    pub message: String,
+    pub(crate) message: String,
     /// The offending field.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
+    pub(crate) field: Option<String>,
     /// KakaoPay's error code, when KakaoPay refused.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kakaopay_code: Option<i64>,
+    pub(crate) kakaopay_code: Option<i64>,
+    /// The request's id (also in the `X-Request-Id` header and in every log line of it): quote it
+    /// when asking about this error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) request_id: Option<String>,
 }
 
 impl ApiError {
     /// An error with a status, code and message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -56,14 +60,14 @@ impl ApiError {
         }
     }
     /// A 400 naming a field.
-    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: Some(field.into()),
             ..Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
         }
     }
     /// 401.
-    pub fn unauthorized(message: impl Into<String>) -> Self {
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }
 }
@@ -145,6 +149,7 @@ impl IntoResponse for ApiError {
                 message: self.message,
                 field: self.field,
                 kakaopay_code: self.kakaopay_code,
+                request_id: super::request_id::current(),
             },
         };
         let mut resp = (self.status, Json(body)).into_response();
@@ -159,7 +164,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Parses a JSON body, naming the field that is wrong.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -28,7 +28,11 @@ use sha2::{Digest, Sha256};
 const LOCK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The middleware.
-pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn idempotency(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.method() != Method::POST {
         return next.run(req).await;
     }

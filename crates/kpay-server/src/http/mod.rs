@@ -7,14 +7,15 @@
 //! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | operators | operations |
 //! | `/sandbox/…` | tests, demos | the built-in KakaoPay sandbox, when no key is configured |
 
-pub mod api;
-pub mod auth;
-pub mod body;
-pub mod error;
-pub mod idempotency;
-pub mod ops;
+pub(crate) mod api;
+pub(crate) mod auth;
+pub(crate) mod body;
+pub(crate) mod error;
+pub(crate) mod idempotency;
+pub(crate) mod ops;
+pub(crate) mod request_id;
 
-pub use error::ApiError;
+pub(crate) use error::ApiError;
 
 use crate::metrics::Metrics;
 use crate::service::Services;
@@ -27,15 +28,15 @@ use std::sync::Arc;
 
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub(crate) struct AppState {
     /// The use cases.
-    pub services: Services,
+    pub(crate) services: Services,
     /// Metrics.
-    pub metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
     /// API key verification.
-    pub api_keys: Arc<auth::ApiKeys>,
+    pub(crate) api_keys: Arc<auth::ApiKeys>,
     /// For readiness probes.
-    pub http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 /// The OpenAPI document, generated from the handlers' annotations.
@@ -49,7 +50,7 @@ pub struct AppState {
     modifiers(&BearerAuth),
     tags((name = "payments", description = "Merchant API (Authorization: Bearer <api key>)"), (name = "operations", description = "Health and monitoring")),
 )]
-pub struct ApiDoc;
+pub(crate) struct ApiDoc;
 
 struct BearerAuth;
 
@@ -98,7 +99,7 @@ fn api_routes(state: &AppState) -> Router<AppState> {
 
 /// Every route of the server: the merchant API and operations, and `pages` (the browser's routes,
 /// which the caller brings: `http` does not depend on `web`).
-pub fn router(state: AppState, pages: Router<AppState>) -> Router {
+pub(crate) fn router(state: AppState, pages: Router<AppState>) -> Router {
     let metrics = Arc::clone(&state.metrics);
     Router::new()
         .merge(api_routes(&state))

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 /// 200 while the process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive")))]
-pub async fn healthz() -> Response {
+pub(crate) async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
 /// 200 when the database and the KakaoPay base URL are reachable, 503 otherwise.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready"), (status = 503, description = "Not ready")))]
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     let database = state
         .services
         .ping_database()
@@ -46,7 +46,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
-pub async fn metrics(State(state): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
     match state.services.payment_counts().await {
         Ok(counts) => state.metrics.set_payment_counts(&counts),
         Err(e) => tracing::warn!(error = %e, "could not count payments for /metrics"),
@@ -63,7 +63,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 /// This API's OpenAPI 3 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI document")))]
-pub async fn openapi() -> Response {
+pub(crate) async fn openapi() -> Response {
     use utoipa::OpenApi;
     Json(super::ApiDoc::openapi()).into_response()
 }

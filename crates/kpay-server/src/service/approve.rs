@@ -62,7 +62,8 @@ pub(crate) fn approval_mismatch(p: &Payment, remote: &RemotePaid<'_>) -> Option<
 
 impl Services {
     /// The approval callback: approves the payment once, whatever the number of callbacks.
-    pub async fn approve_callback(
+    #[tracing::instrument(skip_all, fields(payment_id = %id))]
+    pub(crate) async fn approve_callback(
         &self,
         id: &PaymentId,
         pg_token: PgToken,

@@ -9,23 +9,23 @@ use kakaopay::{
 
 /// A validated payment to create.
 #[derive(Clone, Debug)]
-pub struct CreatePayment {
+pub(crate) struct CreatePayment {
     /// The buyer, in the merchant's terms (no personal data).
-    pub partner_user_id: PartnerUserId,
+    pub(crate) partner_user_id: PartnerUserId,
     /// What is sold.
-    pub item_name: ItemName,
+    pub(crate) item_name: ItemName,
     /// Item code.
-    pub item_code: Option<ItemCode>,
+    pub(crate) item_code: Option<ItemCode>,
     /// How many.
-    pub quantity: Quantity,
+    pub(crate) quantity: Quantity,
     /// The amounts, decided by the server.
-    pub amounts: Amounts,
+    pub(crate) amounts: Amounts,
     /// The merchant's order id; default: the payment id.
-    pub partner_order_id: Option<PartnerOrderId>,
+    pub(crate) partner_order_id: Option<PartnerOrderId>,
     /// Which redirect URL to hand out.
-    pub channel: Channel,
+    pub(crate) channel: Channel,
     /// Where the buyer goes after the callbacks (with `payment_id` and `status` appended).
-    pub return_url: Option<String>,
+    pub(crate) return_url: Option<String>,
 }
 
 impl Services {
@@ -38,7 +38,8 @@ impl Services {
     /// to: KakaoPay lets it expire, and the retry makes a new one. The order's uniqueness is the
     /// database's (checked when the payment is stored, not read before on every create): a
     /// duplicate costs one ready whose TID is left to expire.
-    pub async fn create_payment(
+    #[tracing::instrument(skip_all, fields(payment_id = tracing::field::Empty))]
+    pub(crate) async fn create_payment(
         &self,
         input: CreatePayment,
         key: Option<&IdempotencyKey>,
@@ -49,6 +50,7 @@ impl Services {
             return Ok(existing);
         }
         let id = PaymentId::generate();
+        tracing::Span::current().record("payment_id", id.as_str());
         let partner_order_id = match input.partner_order_id {
             Some(o) => o,
             None => PartnerOrderId::parse(id.as_str()).map_err(|e| ServiceError::Invalid {

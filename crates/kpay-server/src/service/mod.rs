@@ -10,11 +10,10 @@ mod reports;
 pub(crate) mod resolve;
 mod sync;
 
-pub use create::CreatePayment;
-pub use refund::{RefundInput, RefundResult};
-pub use reports::{Dashboard, DayFigures, RefundPreview};
-pub use resolve::Resolvers;
-pub use sync::SyncReport;
+pub(crate) use create::CreatePayment;
+pub(crate) use refund::RefundInput;
+pub(crate) use resolve::Resolvers;
+pub(crate) use sync::SyncReport;
 
 use crate::domain::{
     AmountsError, FailureCode, Payment, PaymentEvent, PaymentId, Refund, RefundError, RefundId,
@@ -29,17 +28,17 @@ use tokio_util::task::TaskTracker;
 
 /// What the use cases need.
 #[derive(Clone, Debug)]
-pub struct Services {
+pub(crate) struct Services {
     /// The ledger.
-    pub store: Store,
+    pub(crate) store: Store,
     /// KakaoPay.
-    pub kakaopay: Gateway,
+    pub(crate) kakaopay: Gateway,
     /// Settings.
-    pub settings: Arc<Settings>,
+    pub(crate) settings: Arc<Settings>,
     /// Background work (lookups after unclear outcomes) that shutdown waits for.
-    pub tasks: TaskTracker,
+    pub(crate) tasks: TaskTracker,
     /// The payments this process is resolving in the background (one resolver each).
-    pub resolvers: Resolvers,
+    pub(crate) resolvers: Resolvers,
 }
 
 /// The Idempotency-Key of the request being served, as the idempotency layer hands it to the use
@@ -47,29 +46,29 @@ pub struct Services {
 /// says: a first attempt may have made it and then failed to store its answer (a crash, or a
 /// database error answered with a 5xx, which frees the key).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IdempotencyKey {
+pub(crate) struct IdempotencyKey {
     /// The key.
-    pub key: String,
+    pub(crate) key: String,
 }
 
 /// Settings of the use cases.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Base URL browsers reach, for callback URLs.
-    pub public_url: String,
+    pub(crate) public_url: String,
     /// See [`crate::ServerConfig::unknown_grace`].
-    pub unknown_grace: Duration,
+    pub(crate) unknown_grace: Duration,
     /// How long one KakaoPay call may take (the client's timeout).
-    pub kakaopay_timeout: Duration,
+    pub(crate) kakaopay_timeout: Duration,
     /// How long a ready stays payable.
-    pub payment_ttl: Duration,
+    pub(crate) payment_ttl: Duration,
     /// This instance's name (leases, logs).
-    pub instance: String,
+    pub(crate) instance: String,
 }
 
 /// Why a use case failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
+pub(crate) enum ServiceError {
     /// No such payment.
     #[error("payment {0} not found")]
     NotFound(String),
@@ -159,13 +158,13 @@ impl From<TransitionError> for ServiceError {
 
 impl ServiceError {
     /// Whether `e` becomes [`ServiceError::Unavailable`] (a 5xx: trying again may work).
-    pub fn is_unavailable(e: &kakaopay::Error) -> bool {
+    pub(crate) fn is_unavailable(e: &kakaopay::Error) -> bool {
         e.is_retryable() || e.api().is_none()
     }
 
     /// A KakaoPay failure: [`ServiceError::Unavailable`] when trying again may work (outage,
     /// 5xx, quota), [`ServiceError::Refused`] when KakaoPay said no.
-    pub fn kakaopay(e: kakaopay::Error) -> Self {
+    pub(crate) fn kakaopay(e: kakaopay::Error) -> Self {
         if Self::is_unavailable(&e) {
             ServiceError::Unavailable(e)
         } else {
@@ -175,12 +174,12 @@ impl ServiceError {
 }
 
 /// Now, by this machine's clock.
-pub fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::now()
 }
 
 /// A random token: 20 lower-case letters and digits (locks, lease owners, run ids).
-pub fn token() -> String {
+pub(crate) fn token() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rng();
@@ -191,7 +190,7 @@ pub fn token() -> String {
 
 impl Services {
     /// Loads a payment or fails with [`ServiceError::NotFound`].
-    pub async fn payment(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
+    pub(crate) async fn payment(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
         self.store
             .payment(id)
             .await?
@@ -199,7 +198,7 @@ impl Services {
     }
 
     /// A payment with every refund of it, oldest first.
-    pub async fn payment_with_refunds(
+    pub(crate) async fn payment_with_refunds(
         &self,
         id: &PaymentId,
     ) -> Result<(Payment, Vec<Refund>), ServiceError> {
@@ -209,25 +208,25 @@ impl Services {
     }
 
     /// A payment's event log, oldest first.
-    pub async fn events(&self, id: &PaymentId) -> Result<Vec<PaymentEvent>, ServiceError> {
+    pub(crate) async fn events(&self, id: &PaymentId) -> Result<Vec<PaymentEvent>, ServiceError> {
         self.payment(id).await?;
         Ok(self.store.events(id).await?)
     }
 
     /// A round trip to the database (readiness).
-    pub async fn ping_database(&self) -> Result<(), ServiceError> {
+    pub(crate) async fn ping_database(&self) -> Result<(), ServiceError> {
         Ok(self.store.ping().await?)
     }
 
     /// How many payments are in each status.
-    pub async fn payment_counts(
+    pub(crate) async fn payment_counts(
         &self,
     ) -> Result<Vec<(crate::domain::PaymentStatus, u64)>, ServiceError> {
         Ok(self.store.status_counts().await?)
     }
 
     /// A page of payments, newest first.
-    pub async fn payments(&self, filter: &ListFilter) -> Result<Page, ServiceError> {
+    pub(crate) async fn payments(&self, filter: &ListFilter) -> Result<Page, ServiceError> {
         Ok(self.store.page(filter).await?)
     }
 

@@ -12,33 +12,34 @@ use kakaopay::{Amount, CancelRequest, ErrorCode, Payload};
 
 /// A refund as asked through the API.
 #[derive(Clone, Debug)]
-pub struct RefundInput {
+pub(crate) struct RefundInput {
     /// How much; `None`: everything that is left.
-    pub amount: Option<Amount>,
+    pub(crate) amount: Option<Amount>,
     /// Tax-free part.
-    pub tax_free: Option<Amount>,
+    pub(crate) tax_free: Option<Amount>,
     /// VAT part.
-    pub vat: Option<Amount>,
+    pub(crate) vat: Option<Amount>,
     /// Why (kept with the refund and sent to KakaoPay as the payload).
-    pub reason: Option<Payload>,
+    pub(crate) reason: Option<Payload>,
 }
 
 /// How a refund ended.
 #[derive(Clone, Debug)]
-pub struct RefundResult {
+pub(crate) struct RefundResult {
     /// The payment after it.
-    pub payment: Payment,
+    pub(crate) payment: Payment,
     /// The refund.
-    pub refund: Refund,
+    pub(crate) refund: Refund,
     /// Every refund of the payment, oldest first (this one included).
-    pub refunds: Vec<Refund>,
+    pub(crate) refunds: Vec<Refund>,
 }
 
 impl Services {
     /// Refunds part or all of a payment. With an Idempotency-Key the refund carries the key:
     /// a request that finds a refund made under its key (its first attempt died, or its answer
     /// was pending) answers with that refund as it is now and never refunds again.
-    pub async fn refund(
+    #[tracing::instrument(skip_all, fields(payment_id = %id))]
+    pub(crate) async fn refund(
         &self,
         id: &PaymentId,
         input: RefundInput,
@@ -118,7 +119,7 @@ impl Services {
 
     /// [`Services::refund`] of a balance an operator confirmed: refused (409 `balance_changed`)
     /// when what can be refunded is no longer `confirmed` (another refund landed meanwhile).
-    pub async fn refund_confirmed(
+    pub(crate) async fn refund_confirmed(
         &self,
         id: &PaymentId,
         input: RefundInput,

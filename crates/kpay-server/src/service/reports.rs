@@ -13,31 +13,31 @@ use kakaopay::Amount;
 
 /// One day's approved money (KST).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DayFigures {
+pub(crate) struct DayFigures {
     /// The day.
-    pub day: NaiveDate,
+    pub(crate) day: NaiveDate,
     /// Payments approved that day.
-    pub count: u64,
+    pub(crate) count: u64,
     /// What they were paid.
-    pub paid: Amount,
+    pub(crate) paid: Amount,
     /// What of it has been refunded since.
-    pub refunded: Amount,
+    pub(crate) refunded: Amount,
 }
 
 /// The dashboard's figures: the last seven days (KST), today last.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Dashboard {
+pub(crate) struct Dashboard {
     /// Oldest first, seven days.
-    pub days: Vec<DayFigures>,
+    pub(crate) days: Vec<DayFigures>,
 }
 
 impl Dashboard {
     /// Today's figures.
-    pub fn today(&self) -> Option<&DayFigures> {
+    pub(crate) fn today(&self) -> Option<&DayFigures> {
         self.days.last()
     }
     /// The seven days' payments, paid and refunded amounts.
-    pub fn week(&self) -> (u64, i64, i64) {
+    pub(crate) fn week(&self) -> (u64, i64, i64) {
         self.days.iter().fold((0, 0, 0), |(n, p, r), d| {
             (n + d.count, p + d.paid.won(), r + d.refunded.won())
         })
@@ -46,13 +46,13 @@ impl Dashboard {
 
 /// A refund as it would be made, for the confirmation step.
 #[derive(Clone, Debug)]
-pub struct RefundPreview {
+pub(crate) struct RefundPreview {
     /// The payment.
-    pub payment: Payment,
+    pub(crate) payment: Payment,
     /// The refund as planned against the payment's balance.
-    pub plan: RefundPlan,
+    pub(crate) plan: RefundPlan,
     /// What is left to refund after it.
-    pub left_after: Amount,
+    pub(crate) left_after: Amount,
 }
 
 fn midnight(day: NaiveDate) -> Timestamp {
@@ -63,7 +63,7 @@ fn midnight(day: NaiveDate) -> Timestamp {
 
 impl Services {
     /// The last seven days' approved money, today (by Korean time at `now`) last.
-    pub async fn dashboard(&self, now: Timestamp) -> Result<Dashboard, ServiceError> {
+    pub(crate) async fn dashboard(&self, now: Timestamp) -> Result<Dashboard, ServiceError> {
         let today = now.utc().with_timezone(&kst()).date_naive();
         let first = today - Days::new(6);
         let totals = self.store.daily_totals(midnight(first)).await?;
@@ -84,7 +84,7 @@ impl Services {
     }
 
     /// Payments whose approve is still being confirmed, newest first.
-    pub async fn approving(&self, limit: u32) -> Result<Vec<Payment>, ServiceError> {
+    pub(crate) async fn approving(&self, limit: u32) -> Result<Vec<Payment>, ServiceError> {
         let page = self
             .store
             .page(&ListFilter {
@@ -98,7 +98,7 @@ impl Services {
 
     /// Payments cancelled because KakaoPay's approval did not match the order, newest first
     /// (among the latest `scan` cancelled ones).
-    pub async fn mismatched(&self, scan: u32) -> Result<Vec<Payment>, ServiceError> {
+    pub(crate) async fn mismatched(&self, scan: u32) -> Result<Vec<Payment>, ServiceError> {
         let page = self
             .store
             .page(&ListFilter {
@@ -119,12 +119,12 @@ impl Services {
     }
 
     /// The latest reconciler run (automatic or started by hand).
-    pub async fn last_reconciler_run(&self) -> Result<Option<ReconcilerRun>, ServiceError> {
+    pub(crate) async fn last_reconciler_run(&self) -> Result<Option<ReconcilerRun>, ServiceError> {
         Ok(self.store.last_run().await?)
     }
 
     /// How a refund of `amount` from payment `id` would be made, by the domain's refund rule.
-    pub async fn refund_preview(
+    pub(crate) async fn refund_preview(
         &self,
         id: &PaymentId,
         amount: Amount,

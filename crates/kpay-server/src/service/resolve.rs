@@ -40,7 +40,7 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// The payments this process is resolving in the background.
 #[derive(Clone, Debug, Default)]
-pub struct Resolvers(Arc<Mutex<HashSet<PaymentId>>>);
+pub(crate) struct Resolvers(Arc<Mutex<HashSet<PaymentId>>>);
 
 /// Membership in [`Resolvers`], given up when dropped (also when the task panics or is aborted).
 struct Resolving {
@@ -58,7 +58,8 @@ impl Resolvers {
     }
 
     /// Whether a resolver for `id` is running in this process.
-    pub fn contains(&self, id: &PaymentId) -> bool {
+    #[cfg(test)]
+    pub(crate) fn contains(&self, id: &PaymentId) -> bool {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -99,12 +100,13 @@ impl Services {
     /// Looks a payment up at KakaoPay in the background until its unclear step is resolved: soon
     /// and often at first, then leaves it to the reconciler. At most one per payment in this
     /// process; across instances, only while holding the payment's lease.
-    pub fn resolve_in_background(&self, id: PaymentId) {
+    pub(crate) fn resolve_in_background(&self, id: PaymentId) {
         let Some(resolving) = self.resolvers.enter(&id) else {
             return;
         };
         let services = self.clone();
-        self.tasks.spawn(async move {
+        let span = tracing::info_span!("resolve", payment_id = %id);
+        let task = async move {
             let _resolving = resolving;
             let horizon = services.grace() + Duration::from_secs(2);
             let mut waited = Duration::ZERO;
@@ -127,12 +129,17 @@ impl Services {
                     }
                 }
             }
-        });
+        };
+        self.tasks
+            .spawn(tracing::Instrument::instrument(task, span));
     }
 
     /// [`Services::sync`] while holding the payment's lease, renewed as long as it runs. `None`
     /// when another resolver (here or in another instance) holds it.
-    pub async fn sync_leased(&self, id: &PaymentId) -> Result<Option<SyncReport>, ServiceError> {
+    pub(crate) async fn sync_leased(
+        &self,
+        id: &PaymentId,
+    ) -> Result<Option<SyncReport>, ServiceError> {
         let owner = &lease_token(&self.settings.instance);
         if !self.store.lease_one(id, owner, now(), LEASE).await? {
             return Ok(None);
@@ -203,7 +210,8 @@ impl Services {
 
     /// A lookup caused by a browser callback (cancel, fail, a late approve): made only while the
     /// payment's callback budget lasts; otherwise the payment as known.
-    pub async fn sync_from_callback(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
+    #[tracing::instrument(skip_all, fields(payment_id = %id))]
+    pub(crate) async fn sync_from_callback(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
         let now = now();
         if !self
             .store

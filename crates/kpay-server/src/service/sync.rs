@@ -13,15 +13,15 @@ use kakaopay::{Amount, ErrorCode, OrderResponse, OrderStatus, PaymentActionType}
 
 /// What a sync did.
 #[derive(Clone, Debug)]
-pub struct SyncReport {
+pub(crate) struct SyncReport {
     /// The payment after the sync.
-    pub payment: Payment,
+    pub(crate) payment: Payment,
     /// The status change, if any.
-    pub changed: Option<(PaymentStatus, PaymentStatus)>,
+    pub(crate) changed: Option<(PaymentStatus, PaymentStatus)>,
     /// Where the ledger and KakaoPay disagree after the sync.
-    pub mismatch: Option<String>,
+    pub(crate) mismatch: Option<String>,
     /// Whether an approve or refund is still unresolved.
-    pub still_unclear: bool,
+    pub(crate) still_unclear: bool,
 }
 
 /// Where the ledger and KakaoPay's order disagree, if they do.
@@ -57,7 +57,8 @@ pub(crate) fn compare(p: &Payment, order: &OrderResponse) -> Option<String> {
 
 impl Services {
     /// Looks the payment up at KakaoPay and brings the ledger in line.
-    pub async fn sync(&self, id: &PaymentId) -> Result<SyncReport, ServiceError> {
+    #[tracing::instrument(skip_all, fields(payment_id = %id))]
+    pub(crate) async fn sync(&self, id: &PaymentId) -> Result<SyncReport, ServiceError> {
         let p = self.payment(id).await?;
         let before = p.status;
         let now = now();

@@ -7,41 +7,10 @@ use super::rows::{EVENT_COLUMNS, EventRow, convert};
 use super::{Store, StoreError, read, write};
 use crate::domain::{Cause, Detail, PaymentEvent, PaymentId, PaymentStatus, Timestamp};
 
-/// The log line of a change, written on the connection of the change itself.
-macro_rules! insert_fn {
-    ($name:ident, $conn:ty) => {
-        pub(super) async fn $name(
-            conn: &mut $conn,
-            payment: &PaymentId,
-            from: Option<PaymentStatus>,
-            to: PaymentStatus,
-            cause: Cause,
-            detail: &Detail,
-            at: Timestamp,
-        ) -> Result<(), sqlx::Error> {
-            sqlx::query(
-                "INSERT INTO payment_events (payment_id, from_status, to_status, cause, upstream_code, detail, at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(payment.as_str())
-            .bind(from.map(PaymentStatus::as_str))
-            .bind(to.as_str())
-            .bind(cause.as_str())
-            .bind(detail.kakaopay_code)
-            .bind(detail.text.as_deref())
-            .bind(at.millis())
-            .execute(&mut *conn)
-            .await
-            .map(|_| ())
-        }
-    };
-}
-insert_fn!(insert, sqlx::SqliteConnection);
-insert_fn!(insert_pg, sqlx::PgConnection);
-
-/// Writing a log line on a connection of either backend.
+/// Writing a status change's log line on the connection of the change itself, on either
+/// backend.
 pub(super) trait InsertEvent {
-    /// See [`insert`].
+    /// Appends the line.
     fn insert_event(
         &mut self,
         payment: &PaymentId,
@@ -53,33 +22,38 @@ pub(super) trait InsertEvent {
     ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
-impl InsertEvent for sqlx::SqliteConnection {
-    fn insert_event(
-        &mut self,
-        payment: &PaymentId,
-        from: Option<PaymentStatus>,
-        to: PaymentStatus,
-        cause: Cause,
-        detail: &Detail,
-        at: Timestamp,
-    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send {
-        insert(self, payment, from, to, cause, detail, at)
-    }
+macro_rules! impl_insert_event {
+    ($conn:ty) => {
+        impl InsertEvent for $conn {
+            async fn insert_event(
+                &mut self,
+                payment: &PaymentId,
+                from: Option<PaymentStatus>,
+                to: PaymentStatus,
+                cause: Cause,
+                detail: &Detail,
+                at: Timestamp,
+            ) -> Result<(), sqlx::Error> {
+                sqlx::query(
+                    "INSERT INTO payment_events (payment_id, from_status, to_status, cause, upstream_code, detail, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(payment.as_str())
+                .bind(from.map(PaymentStatus::as_str))
+                .bind(to.as_str())
+                .bind(cause.as_str())
+                .bind(detail.kakaopay_code)
+                .bind(detail.text.as_deref())
+                .bind(at.millis())
+                .execute(&mut *self)
+                .await
+                .map(|_| ())
+            }
+        }
+    };
 }
-
-impl InsertEvent for sqlx::PgConnection {
-    fn insert_event(
-        &mut self,
-        payment: &PaymentId,
-        from: Option<PaymentStatus>,
-        to: PaymentStatus,
-        cause: Cause,
-        detail: &Detail,
-        at: Timestamp,
-    ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send {
-        insert_pg(self, payment, from, to, cause, detail, at)
-    }
-}
+impl_insert_event!(sqlx::SqliteConnection);
+impl_insert_event!(sqlx::PgConnection);
 
 impl Store {
     /// Every line of a payment's log, oldest first.

@@ -2,8 +2,9 @@
 //! change, and the approve claim. Status changes are asked as a domain event; the status written
 //! is the one [`transition`] decides.
 
+use super::events::InsertEvent;
 use super::rows::{PAYMENT_COLUMNS, PaymentRow, convert, payment_values};
-use super::{Db, Store, StoreError, Value, events, postgres, push_insert, read};
+use super::{Db, Store, StoreError, Value, postgres, push_insert, read};
 use crate::domain::{
     Detail, Event, Payment, PaymentChange, PaymentId, PaymentStatus, Timestamp, transition,
 };
@@ -152,16 +153,8 @@ impl Store {
                             push_update!(qb, id, from, to, &change, now);
                             let n = qb.build().execute(&mut *conn).await?.rows_affected();
                             if n == 1 {
-                                events::insert(
-                                    conn,
-                                    &id,
-                                    Some(from),
-                                    to,
-                                    event.into(),
-                                    &detail,
-                                    now,
-                                )
-                                .await?;
+                                conn.insert_event(&id, Some(from), to, event.into(), &detail, now)
+                                    .await?;
                             }
                             Ok(n == 1)
                         })
@@ -350,8 +343,7 @@ async fn insert_sqlite(
     let mut qb = QueryBuilder::new("");
     push_insert!(qb, "payments", payment_values(&p));
     qb.build().execute(&mut *conn).await?;
-    events::insert(
-        conn,
+    conn.insert_event(
         &p.id,
         None,
         p.status,
@@ -371,8 +363,7 @@ async fn claim_sqlite(
     qb.push(format!(" RETURNING {PAYMENT_COLUMNS}"));
     let row: Option<PaymentRow> = qb.build_query_as().fetch_optional(&mut *conn).await?;
     if row.is_some() {
-        events::insert(
-            conn,
+        conn.insert_event(
             &c.id,
             Some(PaymentStatus::Ready),
             c.to,

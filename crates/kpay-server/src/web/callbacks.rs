@@ -18,7 +18,7 @@ use serde_json::json;
 
 /// `?pg_token=…`.
 #[derive(Debug, Deserialize)]
-pub struct ApproveQuery {
+pub(crate) struct ApproveQuery {
     #[serde(default)]
     pg_token: Option<String>,
 }
@@ -66,7 +66,7 @@ fn failure(e: ServiceError) -> Response {
 }
 
 /// `GET /pay/{id}/approve?pg_token=…`: approves once, however often it is called.
-pub async fn approve(
+pub(crate) async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<ApproveQuery>,
@@ -89,13 +89,13 @@ pub async fn approve(
 
 /// `GET /pay/{id}/cancel`: KakaoPay's order lookup says what happened. A forged callback changes
 /// nothing, and its lookups are bounded per payment.
-pub async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn cancel(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     abandon(&state, &id).await
 }
 
 /// `GET /pay/{id}/fail`: as cancel. An order still pending at KakaoPay stays as it is until the
 /// server's own 15 minutes are over (this URL can be forged; the buyer may still pay).
-pub async fn fail(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn fail(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     abandon(&state, &id).await
 }
 
@@ -110,7 +110,7 @@ async fn abandon(state: &AppState, id: &str) -> Response {
 }
 
 /// `GET /pay/{id}`: the buyer's view of a payment.
-pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let Ok(id) = PaymentId::parse(&id) else {
         return failure(ServiceError::NotFound(id));
     };
@@ -121,7 +121,7 @@ pub async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Resp
 }
 
 /// `GET /pay/{id}/status`: `{"id","status"}` for the pages' polling.
-pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let found = match PaymentId::parse(&id) {
         Ok(id) => state.services.payment(&id).await,
         Err(_) => Err(ServiceError::NotFound(id)),
@@ -138,7 +138,7 @@ pub async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Re
 }
 
 /// The buyer's URLs (public, no API key).
-pub fn routes() -> Router<AppState> {
+pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/pay/{id}", get(show))
         .route("/pay/{id}/approve", get(approve))

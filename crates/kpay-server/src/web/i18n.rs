@@ -4,7 +4,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 
 /// A page language.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lang {
+pub(crate) enum Lang {
     /// 한국어 (default).
     Ko,
     /// English.
@@ -13,21 +13,21 @@ pub enum Lang {
 
 impl Lang {
     /// The `lang` attribute.
-    pub fn code(self) -> &'static str {
+    pub(crate) fn code(self) -> &'static str {
         match self {
             Self::Ko => "ko",
             Self::En => "en",
         }
     }
     /// Picks the Korean or the English text.
-    pub fn t(self, ko: &'static str, en: &'static str) -> &'static str {
+    pub(crate) fn t(self, ko: &'static str, en: &'static str) -> &'static str {
         match self {
             Self::Ko => ko,
             Self::En => en,
         }
     }
     /// The language of a request: `?lang=` first, then the `kpay_lang` cookie, else Korean.
-    pub fn of(headers: &HeaderMap, query: Option<&str>) -> Lang {
+    pub(crate) fn of(headers: &HeaderMap, query: Option<&str>) -> Lang {
         let pick = |s: &str| match s {
             "en" => Some(Lang::En),
             "ko" => Some(Lang::Ko),
@@ -42,7 +42,7 @@ impl Lang {
             .unwrap_or(Lang::Ko)
     }
     /// The cookie that remembers an explicit choice.
-    pub fn cookie(self) -> HeaderValue {
+    pub(crate) fn cookie(self) -> HeaderValue {
         HeaderValue::from_str(&format!(
             "kpay_lang={}; Path=/; Max-Age=31536000; SameSite=Lax",
             self.code()
@@ -52,19 +52,19 @@ impl Lang {
 }
 
 /// A cookie's value.
-pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
 /// Middleware: a request with `?lang=ko|en` gets the choice remembered in a cookie.
-pub async fn remember(
+pub(crate) async fn remember(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {

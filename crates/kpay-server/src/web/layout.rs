@@ -3,7 +3,7 @@
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 /// Shared styles: readable on a 375 px phone and on desktop, WCAG AA contrast.
-pub const STYLE: &str = r#"
+pub(crate) const STYLE: &str = r#"
 *{box-sizing:border-box}
 body{margin:0;font-family:-apple-system,BlinkMacSystemFont,"Apple SD Gothic Neo","Noto Sans KR","Malgun Gothic",sans-serif;background:#f6f6f4;color:#1d1d1f;line-height:1.5}
 a{color:#0b57d0}
@@ -39,7 +39,7 @@ input,select{font:inherit;padding:10px;border:1px solid #b0b4b8;border-radius:8p
 "#;
 
 /// A page with the shared frame. `nav` is the header's right side.
-pub fn page(lang: &str, title: &str, brand: Markup, nav: Markup, body: Markup) -> Markup {
+pub(crate) fn page(lang: &str, title: &str, brand: Markup, nav: Markup, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(lang) {
@@ -59,7 +59,7 @@ pub fn page(lang: &str, title: &str, brand: Markup, nav: Markup, body: Markup) -
 }
 
 /// Won with thousands separators: `12,300원`.
-pub fn won(n: i64) -> String {
+pub(crate) fn won(n: i64) -> String {
     match kakaopay::Amount::new(n) {
         Ok(a) => a.to_string(),
         Err(_) => format!("{n}원"),
@@ -67,6 +67,6 @@ pub fn won(n: i64) -> String {
 }
 
 /// A time as `2026-11-22 10:10:06` in Korean time, for pages.
-pub fn display_time(t: crate::domain::Timestamp) -> String {
+pub(crate) fn display_time(t: crate::domain::Timestamp) -> String {
     t.kst().format("%Y-%m-%d %H:%M:%S").to_string()
 }

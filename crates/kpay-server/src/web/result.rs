@@ -11,7 +11,7 @@ use maud::{Markup, PreEscaped, html};
 const POLL: &str = r#"(function(){var id=document.body.dataset.payment;setInterval(function(){fetch('/pay/'+id+'/status',{cache:'no-store'}).then(function(r){return r.json();}).then(function(j){if(j.status!=='approving'){location.reload();}}).catch(function(){});},1000);})();"#;
 
 /// The page for a payment, from the buyer's side. `back` is where "돌아가기" leads.
-pub fn result_page(p: &Payment, back: &str) -> Markup {
+pub(crate) fn result_page(p: &Payment, back: &str) -> Markup {
     let status = p.status;
     let brand = html! { a href=(back) { "kpay" } };
     let (title, body) = match status {

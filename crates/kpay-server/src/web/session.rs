@@ -6,13 +6,13 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// Session length.
-pub const SESSION_SECONDS: i64 = 8 * 3600;
+pub(crate) const SESSION_SECONDS: i64 = 8 * 3600;
 /// The cookie's name.
-pub const COOKIE: &str = "kpay_admin";
+pub(crate) const COOKIE: &str = "kpay_admin";
 
 /// Signs and checks sessions.
 #[derive(Clone)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     key: Vec<u8>,
 }
 
@@ -22,61 +22,56 @@ impl std::fmt::Debug for Sessions {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Sessions {
     /// Sessions keyed by `secret` (the admin password or API key).
-    pub fn new(secret: &str) -> Self {
+    pub(crate) fn new(secret: &str) -> Self {
         use sha2::Digest;
         let key = Sha256::digest(format!("kpay-admin-session:{secret}").as_bytes()).to_vec();
         Self { key }
     }
 
-    fn sign(&self, msg: &str) -> String {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
-            return String::new();
-        };
+    fn mac(&self, msg: &str) -> Option<Hmac<Sha256>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
         mac.update(msg.as_bytes());
-        hex(&mac.finalize().into_bytes())
+        Some(mac)
+    }
+
+    fn sign(&self, msg: &str) -> String {
+        self.mac(msg)
+            .map(|m| hex::encode(m.finalize().into_bytes()))
+            .unwrap_or_default()
+    }
+
+    /// Whether `sig` (hex) is `msg`'s signature, compared in constant time.
+    fn signed(&self, msg: &str, sig: &str) -> bool {
+        match (self.mac(msg), hex::decode(sig)) {
+            (Some(mac), Ok(sig)) => mac.verify_slice(&sig).is_ok(),
+            _ => false,
+        }
     }
 
     /// A new session cookie value, valid from `now` (seconds).
-    pub fn issue(&self, now: i64) -> String {
+    pub(crate) fn issue(&self, now: i64) -> String {
         let nonce = crate::service::token();
         let body = format!("{}.{nonce}", now + SESSION_SECONDS);
         format!("{body}.{}", self.sign(&body))
     }
 
     /// The session's nonce if `cookie` is valid and unexpired at `now`.
-    pub fn verify<'a>(&self, cookie: &'a str, now: i64) -> Option<&'a str> {
+    pub(crate) fn verify<'a>(&self, cookie: &'a str, now: i64) -> Option<&'a str> {
         let (body, sig) = cookie.rsplit_once('.')?;
         let (expiry, nonce) = body.split_once('.')?;
-        let expected = self.sign(body);
-        let equal = expected.len() == sig.len()
-            && expected
-                .bytes()
-                .zip(sig.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        (equal && expiry.parse::<i64>().ok()? > now).then_some(nonce)
+        (self.signed(body, sig) && expiry.parse::<i64>().ok()? > now).then_some(nonce)
     }
 
     /// The CSRF token of a session.
-    pub fn csrf(&self, nonce: &str) -> String {
+    pub(crate) fn csrf(&self, nonce: &str) -> String {
         self.sign(&format!("csrf:{nonce}"))
     }
 
     /// Whether `token` is the session's CSRF token.
-    pub fn check_csrf(&self, nonce: &str, token: &str) -> bool {
-        let expected = self.csrf(nonce);
-        expected.len() == token.len()
-            && expected
-                .bytes()
-                .zip(token.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+    pub(crate) fn check_csrf(&self, nonce: &str, token: &str) -> bool {
+        self.signed(&format!("csrf:{nonce}"), token)
     }
 }
 

@@ -65,10 +65,11 @@ fn random(n: usize) -> String {
         .collect()
 }
 
-/// A fresh database (dropped afterwards) and a scratch data directory.
+/// A fresh database (dropped afterwards) and a scratch data directory (removed afterwards).
 pub struct Scratch {
     pub url: String,
     pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
     pg_name: Option<String>,
 }
 
@@ -79,12 +80,16 @@ pub fn admin_url() -> String {
 
 impl Scratch {
     pub async fn new(backend: Backend) -> Scratch {
-        let data_dir = std::env::temp_dir().join(format!("kpay-test-{}", random(12)));
-        std::fs::create_dir_all(&data_dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("kpay-test-")
+            .tempdir()
+            .unwrap();
+        let data_dir = dir.path().to_owned();
         match backend {
             Backend::Sqlite => Scratch {
                 url: format!("sqlite://{}", data_dir.join("kpay.db").display()),
                 data_dir,
+                _dir: Some(dir),
                 pg_name: None,
             },
             Backend::Postgres => {
@@ -102,6 +107,7 @@ impl Scratch {
                 Scratch {
                     url: url.to_string(),
                     data_dir,
+                    _dir: Some(dir),
                     pg_name: Some(name),
                 }
             }
@@ -126,7 +132,6 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data_dir);
         if let Some(name) = self.pg_name.take() {
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -219,6 +224,7 @@ impl TestApp {
             Scratch {
                 url: String::new(),
                 data_dir: PathBuf::new(),
+                _dir: None,
                 pg_name: None,
             },
         )

@@ -9,7 +9,7 @@ mod payments;
 mod reconcile;
 mod refund;
 
-pub use reconcile::ManualRun;
+pub(crate) use reconcile::ManualRun;
 
 use super::i18n::{Lang, cookie};
 use super::layout::{display_time, page, won};
@@ -29,19 +29,19 @@ use std::time::Duration;
 
 /// What the dashboard needs.
 #[derive(Clone)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     /// The reconciliation started from the page, if any (its progress and result).
-    pub manual_run: reconcile::ManualRun,
+    pub(crate) manual_run: reconcile::ManualRun,
     /// The use cases.
-    pub services: Services,
+    pub(crate) services: Services,
     /// Session signing.
-    pub sessions: Sessions,
+    pub(crate) sessions: Sessions,
     /// The login secret.
-    pub secret: Arc<SecretString>,
+    pub(crate) secret: Arc<SecretString>,
     /// Reconciler interval (for the view).
-    pub reconcile_interval: Duration,
+    pub(crate) reconcile_interval: Duration,
     /// Whether cookies get `Secure` (public URL is https).
-    pub secure_cookies: bool,
+    pub(crate) secure_cookies: bool,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -51,7 +51,7 @@ impl std::fmt::Debug for AdminState {
 }
 
 /// The dashboard's routes.
-pub fn routes(state: AdminState) -> Router {
+pub(crate) fn routes(state: AdminState) -> Router {
     Router::new()
         .route("/admin/login", get(login_page).post(login))
         .route("/admin/logout", post(logout))

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// The reconciliation started from this page: at most one at a time per instance; the page shows
 /// it running, then its result.
 #[derive(Clone, Debug, Default)]
-pub struct ManualRun(Arc<Mutex<Option<RunState>>>);
+pub(crate) struct ManualRun(Arc<Mutex<Option<RunState>>>);
 
 #[derive(Clone, Debug)]
 enum RunState {

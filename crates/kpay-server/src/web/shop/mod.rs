@@ -4,7 +4,11 @@
 
 use super::i18n::{Lang, cookie};
 use super::layout::{page, won};
+mod api;
 mod orders;
+
+use crate::domain::PaymentStatus;
+use api::ApiPayment;
 
 use axum::Router;
 use axum::extract::{Form, Path, Query, State};
@@ -12,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{Markup, PreEscaped, html};
-pub use orders::{ShopOrder, ShopOrders};
+pub(crate) use orders::{ShopOrder, ShopOrders};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -20,21 +24,21 @@ use std::sync::Arc;
 
 /// A product of the catalog.
 #[derive(Debug)]
-pub struct Product {
+pub(crate) struct Product {
     /// Stock keeping unit.
-    pub sku: &'static str,
+    pub(crate) sku: &'static str,
     /// Korean name.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// English name.
-    pub name_en: &'static str,
+    pub(crate) name_en: &'static str,
     /// Price in won.
-    pub price: i64,
+    pub(crate) price: i64,
     /// Picture, inline SVG.
-    pub svg: &'static str,
+    pub(crate) svg: &'static str,
 }
 
 /// The catalog: the only source of prices.
-pub const CATALOG: [Product; 4] = [
+pub(crate) const CATALOG: [Product; 4] = [
     Product {
         sku: "chocopie",
         name: "초코파이 12개입",
@@ -67,30 +71,30 @@ pub const CATALOG: [Product; 4] = [
 
 /// One line of an order.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Line {
+pub(crate) struct Line {
     /// SKU.
-    pub sku: String,
+    pub(crate) sku: String,
     /// Name at the time of the order.
-    pub name: String,
+    pub(crate) name: String,
     /// Unit price.
-    pub price: i64,
+    pub(crate) price: i64,
     /// How many.
-    pub quantity: i64,
+    pub(crate) quantity: i64,
 }
 
 /// What the shop needs.
 #[derive(Clone)]
-pub struct ShopState {
+pub(crate) struct ShopState {
     /// Its own orders.
-    pub orders: ShopOrders,
+    pub(crate) orders: ShopOrders,
     /// Calls the merchant API.
-    pub http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// The merchant API's base (this server).
-    pub api_base: String,
+    pub(crate) api_base: String,
     /// The merchant API key.
-    pub api_key: Arc<SecretString>,
+    pub(crate) api_key: Arc<SecretString>,
     /// Base URL browsers reach.
-    pub public_url: String,
+    pub(crate) public_url: String,
 }
 
 impl std::fmt::Debug for ShopState {
@@ -102,7 +106,7 @@ impl std::fmt::Debug for ShopState {
 }
 
 /// The shop's routes.
-pub fn routes(state: ShopState) -> Router {
+pub(crate) fn routes(state: ShopState) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/checkout", post(checkout))
@@ -285,8 +289,8 @@ async fn checkout(
         .json(&body)
         .send()
         .await;
-    let payment: serde_json::Value = match resp {
-        Ok(r) if r.status().as_u16() == 201 => r.json().await.unwrap_or_default(),
+    let payment: Option<ApiPayment> = match resp {
+        Ok(r) if r.status().as_u16() == 201 => r.json().await.ok(),
         Ok(r) => {
             tracing::warn!(status = %r.status(), "merchant API refused the shop's payment");
             return fail(
@@ -308,7 +312,12 @@ async fn checkout(
             );
         }
     };
-    let (Some(id), Some(url)) = (payment["id"].as_str(), payment["redirect_url"].as_str()) else {
+    let Some(ApiPayment {
+        id,
+        redirect_url: url,
+        ..
+    }) = payment
+    else {
         return fail(
             StatusCode::BAD_GATEWAY,
             lang.t(
@@ -317,10 +326,10 @@ async fn checkout(
             ),
         );
     };
-    if let Err(e) = s.orders.set_payment(&order.id, id).await {
+    if let Err(e) = s.orders.set_payment(&order.id, &id).await {
         tracing::error!(error = %e, "shop order not linked to its payment");
     }
-    let mut resp = Redirect::to(url).into_response();
+    let mut resp = Redirect::to(&url).into_response();
     if let Ok(v) = header::HeaderValue::from_str(&format!(
         "kpay_guest={guest}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"
     )) {
@@ -347,26 +356,32 @@ async fn order(
     let Some(payment_id) = order.payment_id.clone() else {
         return not_found();
     };
-    let payment: serde_json::Value = match s
+    let payment: ApiPayment = match s
         .http
         .get(format!("{}/api/v1/payments/{payment_id}", s.api_base))
         .bearer_auth(s.api_key.expose_secret())
         .send()
         .await
     {
-        Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+        Ok(r) if r.status().is_success() => match r.json().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "the merchant API's payment did not decode");
+                return not_found();
+            }
+        },
         _ => return not_found(),
     };
     let lines: Vec<Line> = serde_json::from_str(&order.lines).unwrap_or_default();
-    let status = payment["status"].as_str().unwrap_or_default();
+    let status = payment.status;
     let again =
         html! { p { a.btn.btn-dark href="/" { (lang.t("다시 주문하기", "Order again")) } } };
     let (title, body): (&str, Markup) = match status {
-        "approved" | "partially_canceled" | "canceled" => (
+        PaymentStatus::Approved | PaymentStatus::PartiallyCanceled | PaymentStatus::Canceled => (
             lang.t("결제 완료", "Paid"),
             receipt(lang, &order, &lines, &payment),
         ),
-        "approving" => (
+        PaymentStatus::Approving => (
             lang.t("결제 확인 중", "Confirming payment"),
             html! {
                 div.card.narrow role="status" aria-live="polite" {
@@ -377,26 +392,26 @@ async fn order(
                 }
             },
         ),
-        "ready" => (
+        PaymentStatus::Ready => (
             lang.t("결제 대기", "Waiting for payment"),
             html! { div.card.narrow { h1 { (lang.t("결제가 아직 완료되지 않았습니다", "The payment is not finished yet")) }
-            p { a.btn.btn-kakao href=(payment["redirect_url"].as_str().unwrap_or("/")) { (lang.t("카카오페이로 계속하기", "Continue with KakaoPay")) } } (again) } },
+            p { a.btn.btn-kakao href=(payment.redirect_url) { (lang.t("카카오페이로 계속하기", "Continue with KakaoPay")) } } (again) } },
         ),
-        "quit" => (
+        PaymentStatus::Quit => (
             lang.t("결제 취소", "Payment cancelled"),
             html! { div.card.narrow { h1 { (lang.t("결제를 취소했습니다", "You cancelled the payment")) } p { (lang.t("결제가 이루어지지 않았습니다.", "Nothing was charged.")) } (again) } },
         ),
-        "expired" => (
+        PaymentStatus::Expired => (
             lang.t("결제 시간 만료", "Payment expired"),
             html! { div.card.narrow { h1 { (lang.t("결제 시간이 만료되었습니다", "The payment expired")) } p { (lang.t("15분 안에 결제가 완료되지 않았습니다. 다시 주문해 주세요.", "It was not completed within 15 minutes. Please order again.")) } (again) } },
         ),
-        _ => (
+        PaymentStatus::Failed => (
             lang.t("결제 실패", "Payment failed"),
             html! { div.card.narrow { h1 { (lang.t("결제에 실패했습니다", "The payment failed")) } p { (lang.t("결제가 이루어지지 않았습니다. 다시 시도해 주세요.", "Nothing was charged. Please try again.")) } (again) } },
         ),
     };
     let mut html = shop_page(lang, title, body).into_string();
-    if status == "approving" {
+    if status == PaymentStatus::Approving {
         html = html.replacen(
             "<body>",
             &format!("<body data-payment=\"{payment_id}\">"),
@@ -406,26 +421,24 @@ async fn order(
     Html(html).into_response()
 }
 
-fn receipt(lang: Lang, order: &ShopOrder, lines: &[Line], p: &serde_json::Value) -> Markup {
-    let n = |v: &serde_json::Value| v.as_i64().unwrap_or(0);
-    let total = n(&p["amount"]["total"]);
-    let vat = n(&p["amount"]["vat"]);
-    let tax_free = n(&p["amount"]["tax_free"]);
-    let method = match p["payment_method_type"].as_str() {
+fn receipt(lang: Lang, order: &ShopOrder, lines: &[Line], p: &ApiPayment) -> Markup {
+    let (total, vat, tax_free) = (p.amount.total, p.amount.vat, p.amount.tax_free);
+    let method = match p.payment_method_type.as_deref() {
         Some("CARD") => lang.t("카드", "Card"),
         Some("MONEY") => lang.t("카카오페이머니", "KakaoPay Money"),
         _ => "-",
     };
-    let approved_at = p["approved_at"]
-        .as_str()
+    let approved_at = p
+        .approved_at
+        .as_deref()
         .and_then(|t| t.get(..19))
         .unwrap_or("-")
         .replace('T', " ");
     html! {
         div.card.narrow {
             h1 { (lang.t("결제가 완료되었습니다", "Thank you — payment complete")) }
-            @if p["status"] == "canceled" { p.ok { (lang.t("이 주문은 전액 환불되었습니다.", "This order was fully refunded.")) } }
-            @if p["status"] == "partially_canceled" { p.ok { (lang.t("일부 환불: ", "Partly refunded: ")) (won(n(&p["canceled_amount"]))) } }
+            @if p.status == PaymentStatus::Canceled { p.ok { (lang.t("이 주문은 전액 환불되었습니다.", "This order was fully refunded.")) } }
+            @if p.status == PaymentStatus::PartiallyCanceled { p.ok { (lang.t("일부 환불: ", "Partly refunded: ")) (won(p.canceled_amount)) } }
             table aria-label=(lang.t("주문 내역", "Order")) {
                 thead { tr { th scope="col" { (lang.t("상품", "Item")) } th.num scope="col" { (lang.t("수량", "Qty")) } th.num scope="col" { (lang.t("금액", "Amount")) } } }
                 tbody {
@@ -439,7 +452,7 @@ fn receipt(lang: Lang, order: &ShopOrder, lines: &[Line], p: &serde_json::Value)
                     tr { th scope="row" { (lang.t("부가세", "VAT")) } td.num { (won(vat)) } }
                     tr { th scope="row" { (lang.t("결제 수단", "Method")) } td { "카카오페이 · " (method) } }
                     tr { th scope="row" { (lang.t("승인 시각", "Approved at")) } td { (approved_at) } }
-                    tr { th scope="row" { (lang.t("승인번호 (AID)", "Approval id (AID)")) } td { code { (p["aid"].as_str().unwrap_or("-")) } } }
+                    tr { th scope="row" { (lang.t("승인번호 (AID)", "Approval id (AID)")) } td { code { (p.aid.as_deref().unwrap_or("-")) } } }
                     tr { th scope="row" { (lang.t("주문번호", "Order")) } td { code { (order.id) } } }
                 }
             }

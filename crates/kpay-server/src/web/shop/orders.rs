@@ -12,24 +12,24 @@ use std::time::Duration;
 
 /// A shop order.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
-pub struct ShopOrder {
+pub(crate) struct ShopOrder {
     /// Order id (`ord_…`), also the payment's `partner_order_id`.
-    pub id: String,
+    pub(crate) id: String,
     /// The payment, once created.
-    pub payment_id: Option<String>,
+    pub(crate) payment_id: Option<String>,
     /// The buyer's guest id (cookie).
-    pub guest: String,
+    pub(crate) guest: String,
     /// JSON: `[{"sku","name","price","quantity"}]`.
-    pub lines: String,
+    pub(crate) lines: String,
     /// What the shop's catalog priced it at, in won.
-    pub total: i64,
+    pub(crate) total: i64,
     /// Milliseconds since the epoch.
-    pub created_at: i64,
+    pub(crate) created_at: i64,
 }
 
 /// Where the shop keeps its orders.
 #[derive(Clone, Debug)]
-pub enum ShopOrders {
+pub(crate) enum ShopOrders {
     /// Its own SQLite file.
     Sqlite(SqlitePool),
     /// Its own table in the configured PostgreSQL database.
@@ -51,7 +51,7 @@ macro_rules! on_pool {
 impl ShopOrders {
     /// Opens the shop's orders for a server whose ledger is at `ledger_url` (SQLite: the file
     /// `shop.db` in `data_dir`), creating the table if needed.
-    pub async fn open(ledger_url: &str, data_dir: &Path) -> Result<Self, sqlx::Error> {
+    pub(crate) async fn open(ledger_url: &str, data_dir: &Path) -> Result<Self, sqlx::Error> {
         let orders = if ledger_url.starts_with("postgres:") || ledger_url.starts_with("postgresql:")
         {
             let pool = PgPoolOptions::new()
@@ -80,7 +80,7 @@ impl ShopOrders {
     }
 
     /// Stores a new order.
-    pub async fn insert(&self, o: &ShopOrder) -> Result<(), sqlx::Error> {
+    pub(crate) async fn insert(&self, o: &ShopOrder) -> Result<(), sqlx::Error> {
         on_pool!(self, pool => sqlx::query(
             "INSERT INTO demo_shop_orders (id, payment_id, guest, lines, total, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -96,7 +96,7 @@ impl ShopOrders {
     }
 
     /// Links an order to its payment.
-    pub async fn set_payment(&self, id: &str, payment_id: &str) -> Result<(), sqlx::Error> {
+    pub(crate) async fn set_payment(&self, id: &str, payment_id: &str) -> Result<(), sqlx::Error> {
         on_pool!(self, pool => sqlx::query("UPDATE demo_shop_orders SET payment_id = $1 WHERE id = $2")
             .bind(payment_id)
             .bind(id)
@@ -106,7 +106,7 @@ impl ShopOrders {
     }
 
     /// An order.
-    pub async fn get(&self, id: &str) -> Result<Option<ShopOrder>, sqlx::Error> {
+    pub(crate) async fn get(&self, id: &str) -> Result<Option<ShopOrder>, sqlx::Error> {
         on_pool!(self, pool => sqlx::query_as::<_, ShopOrder>(
             "SELECT id, payment_id, guest, lines, total, created_at FROM demo_shop_orders WHERE id = $1",
         )
