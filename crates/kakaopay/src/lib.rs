@@ -99,6 +99,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod approve;
+mod builder;
 mod cancel;
 mod client;
 mod common;
@@ -111,8 +112,9 @@ mod subscription;
 mod wire;
 
 pub use approve::{ApproveRequest, ApproveResponse};
+pub use builder::{ClientBuilder, Credentials, Generation, RetryPolicy};
 pub use cancel::{CancelRequest, CancelResponse};
-pub use client::{Client, ClientBuilder, Credentials, Generation, RetryPolicy, encode};
+pub use client::{Client, encode};
 pub use common::{
     CardInfo, InstallmentType, KstDateTime, OrderStatus, PaymentActionDetail, PaymentActionType,
     PaymentMethodType, SelectedCardInfo, SequentialPaymentMethod, SubscriptionStatus,

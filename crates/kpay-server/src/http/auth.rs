@@ -3,7 +3,7 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::store::{Store, StoreError};
+use crate::service::{ServiceError, Services};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -35,7 +35,11 @@ pub(crate) struct ApiKeys {
 
 impl ApiKeys {
     /// Whether `key` is a valid API key.
-    pub(crate) async fn verify(&self, store: &Store, key: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn verify(
+        &self,
+        services: &Services,
+        key: &str,
+    ) -> Result<bool, ServiceError> {
         let hash = hash_key(key);
         if self
             .known
@@ -45,7 +49,7 @@ impl ApiKeys {
         {
             return Ok(true);
         }
-        let valid = store.api_key_valid(&hash).await?;
+        let valid = services.api_key_exists(&hash).await?;
         if valid && let Ok(mut k) = self.known.write() {
             k.insert(hash);
         }
@@ -76,9 +80,9 @@ pub(crate) async fn require_api_key(
         return ApiError::unauthorized("send the merchant API key as Authorization: Bearer <key>")
             .into_response();
     };
-    match state.api_keys.verify(&state.services.store, key).await {
+    match state.api_keys.verify(&state.services, key).await {
         Ok(true) => next.run(req).await,
         Ok(false) => ApiError::unauthorized("the API key is not valid").into_response(),
-        Err(e) => ApiError::from(crate::service::ServiceError::Store(e)).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }

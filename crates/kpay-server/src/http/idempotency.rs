@@ -14,7 +14,7 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::service::resolve::RENEW_EVERY;
-use crate::service::{IdempotencyKey, now, token};
+use crate::service::{IdempotencyKey, token};
 use crate::store::IdemBegin;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -71,11 +71,11 @@ pub(crate) async fn idempotency(
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let store = &state.services.store;
+    let services = &state.services;
     let token = format!("lock_{}", token());
-    let begun = match store.idem_begin(&key, &hash, &token, now(), LOCK).await {
+    let begun = match services.idempotency_begin(&key, &hash, &token, LOCK).await {
         Ok(b) => b,
-        Err(e) => return ApiError::from(crate::service::ServiceError::Store(e)).into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     match begun {
         IdemBegin::Started { .. } => {}
@@ -136,7 +136,7 @@ async fn run_holding_key(
     token: String,
     handler: impl std::future::Future<Output = Response>,
 ) -> Response {
-    let store = &state.services.store;
+    let services = &state.services;
     let mut handler = std::pin::pin!(handler);
     let mut renew = tokio::time::interval(RENEW_EVERY);
     renew.tick().await;
@@ -144,7 +144,7 @@ async fn run_holding_key(
         tokio::select! {
             resp = &mut handler => break resp,
             _ = renew.tick() => {
-                if let Err(e) = store.idem_renew(&key, &token, now().plus(LOCK)).await {
+                if let Err(e) = services.idempotency_renew(&key, &token, LOCK).await {
                     tracing::warn!(error = %e, "could not renew an idempotency lock");
                 }
             }
@@ -154,7 +154,7 @@ async fn run_holding_key(
     let bytes = match to_bytes(body, 16 * 1024 * 1024).await {
         Ok(b) => b,
         Err(_) => {
-            let _ = store.idem_release(&key, &token).await;
+            let _ = services.idempotency_release(&key, &token).await;
             return ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -166,10 +166,10 @@ async fn run_holding_key(
     // Nothing happened under a 5xx or a 409: a retry with the key must run again, not replay a
     // transient refusal (say `refund_in_progress`) forever.
     let stored = if parts.status.is_server_error() || parts.status == StatusCode::CONFLICT {
-        store.idem_release(&key, &token).await
+        services.idempotency_release(&key, &token).await
     } else {
-        store
-            .idem_finish(
+        services
+            .idempotency_finish(
                 &key,
                 &token,
                 parts.status.as_u16(),

@@ -14,6 +14,7 @@ pub(crate) mod error;
 pub(crate) mod idempotency;
 pub(crate) mod ops;
 pub(crate) mod request_id;
+pub(crate) mod views;
 
 pub(crate) use error::ApiError;
 

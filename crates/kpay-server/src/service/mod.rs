@@ -5,6 +5,7 @@
 
 mod approve;
 mod create;
+mod keys;
 mod refund;
 mod reports;
 pub(crate) mod resolve;

@@ -310,11 +310,6 @@ impl Store {
         })
     }
 
-    /// Whether this is the embedded SQLite database.
-    pub fn is_sqlite(&self) -> bool {
-        matches!(self.db, Db::Sqlite { .. })
-    }
-
     /// A round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         read!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;

@@ -9,7 +9,7 @@ use super::rows::{REFUND_COLUMNS, RefundRow, convert, refund_values};
 use super::{Store, StoreError, read, write, write_tx};
 use crate::domain::{
     Amounts, Cause, Detail, Failure, PaymentId, PaymentStatus, Refund, RefundAid, RefundId,
-    Timestamp, refund_event, transition,
+    RefundStatus, Timestamp, refund_event, transition,
 };
 use kakaopay::Amount;
 use sqlx::QueryBuilder;
@@ -135,24 +135,28 @@ impl Store {
         write_tx!(self, |conn| {
             let n = match &end {
                 RefundEnd::Succeeded { aid, .. } => sqlx::query(
-                    "UPDATE refunds SET status = 'succeeded', aid = $1, updated_at = $2 WHERE id = $3 AND status = 'pending'",
+                    "UPDATE refunds SET status = $1, aid = $2, updated_at = $3 WHERE id = $4 AND status = $5",
                 )
+                .bind(RefundStatus::Succeeded.as_str())
                 .bind(aid.text(&refund_id))
                 .bind(now.millis())
                 .bind(refund_id.as_str())
+                .bind(RefundStatus::Pending.as_str())
                 .execute(&mut *conn)
                 .await?
                 .rows_affected(),
                 RefundEnd::Failed { failure, release_key } => sqlx::query(
-                    "UPDATE refunds SET status = 'failed', failure_code = $1, failure_message = $2, updated_at = $3, \
+                    "UPDATE refunds SET status = $6, failure_code = $1, failure_message = $2, updated_at = $3, \
                      idempotency_key = CASE WHEN $5 THEN NULL ELSE idempotency_key END \
-                     WHERE id = $4 AND status = 'pending'",
+                     WHERE id = $4 AND status = $7",
                 )
                 .bind(failure.code.to_string())
                 .bind(failure.message.as_deref())
                 .bind(now.millis())
                 .bind(refund_id.as_str())
                 .bind(*release_key)
+                .bind(RefundStatus::Failed.as_str())
+                .bind(RefundStatus::Pending.as_str())
                 .execute(&mut *conn)
                 .await?
                 .rows_affected(),
@@ -262,9 +266,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let refund_id = refund_id.clone();
         write!(self, |conn| {
-            sqlx::query("UPDATE refunds SET updated_at = $1 WHERE id = $2 AND status = 'pending'")
+            sqlx::query("UPDATE refunds SET updated_at = $1 WHERE id = $2 AND status = $3")
                 .bind(now.millis())
                 .bind(refund_id.as_str())
+                .bind(RefundStatus::Pending.as_str())
                 .execute(&mut *conn)
                 .await
                 .map(|_| ())
