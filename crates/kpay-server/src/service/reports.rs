@@ -4,8 +4,8 @@
 
 use super::{ServiceError, Services};
 use crate::domain::{
-    FailureCode, Payment, PaymentId, PaymentStatus, RefundPlan, RefundRequest, Timestamp, kst,
-    plan_refund,
+    FailureCode, Payment, PaymentId, PaymentStatus, RefundError, RefundPlan, RefundRequest,
+    Timestamp, kst, plan_refund,
 };
 use crate::store::{ListFilter, ReconcilerRun};
 use chrono::{Days, NaiveDate};
@@ -123,12 +123,13 @@ impl Services {
         Ok(self.store.last_run().await?)
     }
 
-    /// How a refund of `amount` from payment `id` would be made, by the domain's refund rule.
+    /// How a refund of `amount` from payment `id` would be made, by the domain's refund rule:
+    /// the preview, or the rule's reason it cannot be made (inner `Err`).
     pub(crate) async fn refund_preview(
         &self,
         id: &PaymentId,
         amount: Amount,
-    ) -> Result<RefundPreview, ServiceError> {
+    ) -> Result<Result<RefundPreview, RefundError>, ServiceError> {
         let payment = self.payment(id).await?;
         if !payment.status.is_refundable() {
             return Err(ServiceError::Conflict {
@@ -136,7 +137,7 @@ impl Services {
                 message: format!("a payment that is {} has nothing to refund", payment.status),
             });
         }
-        let plan = plan_refund(
+        let plan = match plan_refund(
             &payment.amounts,
             &payment.canceled,
             RefundRequest {
@@ -144,15 +145,18 @@ impl Services {
                 tax_free: None,
                 vat: None,
             },
-        )?;
+        ) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Err(e)),
+        };
         let left_after = payment
             .cancelable()
             .checked_sub(plan.amounts.total)
             .unwrap_or(Amount::ZERO);
-        Ok(RefundPreview {
+        Ok(Ok(RefundPreview {
             payment,
             plan,
             left_after,
-        })
+        }))
     }
 }

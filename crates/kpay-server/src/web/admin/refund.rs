@@ -3,7 +3,7 @@
 
 use super::payments::payment_markup;
 use super::{Admin, AdminState, admin_page};
-use crate::domain::PaymentId;
+use crate::domain::{PaymentId, RefundError};
 use crate::service::{RefundInput, ServiceError};
 use crate::web::i18n::Lang;
 use crate::web::layout::won;
@@ -53,6 +53,27 @@ fn parse(lang: Lang, form: &RefundForm) -> Result<(Amount, Option<Payload>), &'s
     Ok((amount, reason))
 }
 
+/// The operator's message for a refund the domain's refund rule does not allow.
+fn not_allowed(lang: Lang, rule: &RefundError) -> String {
+    match rule {
+        RefundError::ExceedsCancelable { cancelable, .. } => format!(
+            "{}{}",
+            lang.t(
+                "환불 가능 금액을 넘었습니다: 최대 ",
+                "More than can be refunded: at most "
+            ),
+            won(*cancelable)
+        ),
+        other => format!(
+            "{}{other}",
+            lang.t(
+                "환불할 수 없는 금액입니다: ",
+                "This amount cannot be refunded: "
+            )
+        ),
+    }
+}
+
 /// The operator's message for a refund the services refused.
 fn refused(lang: Lang, e: &ServiceError) -> String {
     match e {
@@ -98,7 +119,8 @@ pub(super) async fn refund_confirm(
         return refund_error(&s, &a, &id, "not found", values).await;
     };
     let preview = match s.services.refund_preview(&pid, amount).await {
-        Ok(p) => p,
+        Ok(Ok(p)) => p,
+        Ok(Err(rule)) => return refund_error(&s, &a, &id, &not_allowed(lang, &rule), values).await,
         Err(e) => return refund_error(&s, &a, &id, &refused(lang, &e), values).await,
     };
     let p = &preview.payment;
