@@ -1,8 +1,8 @@
 //! The client: one type for both generations, chosen by the credential it is built with
 //! (configured in [`crate::builder`]).
 
-use crate::builder::{ClientBuilder, Credentials, Generation, RetryPolicy};
 use crate::error::{ApiError, Error, ErrorCode, Operation, TransportKind};
+use crate::settings::{Generation, RetryPolicy};
 use crate::{
     ApproveRequest, ApproveResponse, CancelRequest, CancelResponse, OrderRequest, OrderResponse,
     ReadyRequest, ReadyResponse, SidRequest, SubscriptionInactiveResponse, SubscriptionRequest,
@@ -49,18 +49,6 @@ struct CallContext<'a> {
 }
 
 impl Client {
-    /// Starts configuring a client for `credentials` (which choose the generation).
-    pub fn builder(credentials: Credentials) -> ClientBuilder {
-        ClientBuilder {
-            credentials,
-            base_url: None,
-            timeout: Duration::from_secs(15),
-            connect_timeout: Duration::from_secs(5),
-            retry: RetryPolicy::default(),
-            http: None,
-        }
-    }
-
     /// The API generation this client speaks.
     pub fn generation(&self) -> Generation {
         self.generation
@@ -454,6 +442,7 @@ fn parse_error(op: Operation, status: u16, body: &[u8]) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Credentials;
 
     #[test]
     fn both_error_shapes_parse() {

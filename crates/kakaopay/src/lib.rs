@@ -108,11 +108,12 @@ mod ids;
 mod money;
 mod order;
 mod ready;
+mod settings;
 mod subscription;
 mod wire;
 
 pub use approve::{ApproveRequest, ApproveResponse};
-pub use builder::{ClientBuilder, Credentials, Generation, RetryPolicy};
+pub use builder::ClientBuilder;
 pub use cancel::{CancelRequest, CancelResponse};
 pub use client::{Client, encode};
 pub use common::{
@@ -128,6 +129,7 @@ pub use money::{Amount, AmountBreakdown, default_vat};
 pub use order::{OrderRequest, OrderResponse};
 pub use ready::ReadyResponse;
 pub use ready::{ReadyRequest, ReadyRequestBuilder};
+pub use settings::{Credentials, Generation, RetryPolicy};
 pub use subscription::{
     SidRequest, SubscriptionInactiveResponse, SubscriptionRequest, SubscriptionStatusResponse,
 };

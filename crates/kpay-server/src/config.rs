@@ -99,6 +99,13 @@ impl ServerConfig {
         }
     }
 
+    /// The database URL: the configured one or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("kpay.db").display()))
+    }
+
     /// Whether the built-in sandbox serves as KakaoPay.
     pub fn uses_builtin_sandbox(&self) -> bool {
         self.kakaopay_url.is_none() && self.secret_key.is_none() && self.admin_key.is_none()
@@ -109,10 +116,7 @@ impl ServerConfig {
         self.uses_builtin_sandbox()
             || (self.secret_key.is_none()
                 && self.admin_key.is_none()
-                && self
-                    .kakaopay_url
-                    .as_deref()
-                    .is_some_and(crate::startup::is_loopback))
+                && self.kakaopay_url.as_deref().is_some_and(is_loopback))
     }
 }
 
@@ -152,4 +156,14 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Whether `url` points at this machine.
+pub(crate) fn is_loopback(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    })
 }

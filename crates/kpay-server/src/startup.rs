@@ -74,20 +74,7 @@ fn mount_sandbox(_router: Router, _public_url: &str) -> Result<Router, StartErro
 
 /// The database URL: the configured one or SQLite in the data directory.
 pub fn database_url(config: &ServerConfig) -> String {
-    config
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}", config.data_dir.join("kpay.db").display()))
-}
-
-/// Whether `url` points at this machine.
-pub(crate) fn is_loopback(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    })
+    config.database_url()
 }
 
 /// The KakaoPay client for `config`, calling `builtin_base` when the built-in sandbox serves.
@@ -96,7 +83,9 @@ fn kakaopay_client(config: &ServerConfig, builtin_base: &str) -> Result<Client, 
         match (key, &config.kakaopay_url) {
             (Some(k), _) => Ok(k.expose_secret().to_owned()),
             (None, None) => Ok("kpay-builtin-sandbox".to_owned()),
-            (None, Some(url)) if is_loopback(url) => Ok("kpay-local-sandbox".to_owned()),
+            (None, Some(url)) if crate::config::is_loopback(url) => {
+                Ok("kpay-local-sandbox".to_owned())
+            }
             (None, Some(url)) => Err(StartError::Config(format!(
                 "{name} is required to call KakaoPay at {url}"
             ))),

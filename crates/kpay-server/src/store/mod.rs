@@ -22,6 +22,7 @@ mod postgres;
 mod refunds;
 mod reports;
 mod rows;
+mod sql;
 mod sqlite_writer;
 
 pub use idempotency::IdemBegin;

@@ -2,9 +2,9 @@
 //! log line's `INSERT`), so that a payment's create, claim and approval cost one round trip each
 //! and no transaction. SQLite runs the same changes as two statements on its writer.
 
-use super::payments::{Claim, change_values, push_claim, push_update};
 use super::rows::{PAYMENT_COLUMNS, PaymentRow, payment_values};
-use super::{StoreError, Value, push_insert};
+use super::sql::{Claim, push_claim, push_update};
+use super::{StoreError, push_insert};
 use crate::domain::{
     Cause, Detail, Event, Payment, PaymentChange, PaymentId, PaymentStatus, Timestamp,
 };
