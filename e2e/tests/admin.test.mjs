@@ -91,7 +91,11 @@ test('admin finds a payment, refunds part then the rest, and the timeline shows 
 
   await page.getByRole('link', { name: '대사' }).click();
   await page.getByRole('button', { name: '지금 대사 실행' }).click();
+  // The run goes on in the background: the POST answers at once with a redirect to the page,
+  // which shows the run's progress and then its result (a refresh starts nothing new).
+  assert.equal(new URL(page.url()).pathname, '/admin/reconciliation');
   await page.getByRole('heading', { name: '대사 결과' }).waitFor();
+  assert.match(await page.locator('main').innerText(), /확인 \d+/);
   // The one 422 is the refused over-refund above, on purpose.
   assert.deepEqual(problems.filter((p) => !p.includes('422')), []);
   assert.equal(problems.length, 1);
