@@ -441,3 +441,26 @@ async fn graceful_shutdown_finishes_in_flight_requests(backend: Backend, generat
     assert_eq!(count_payments(&app).await, 1);
 }
 both_backends!(graceful_shutdown_finishes_in_flight_requests);
+
+/// A payment whose stored row is broken is answered as what it is — a 500 naming the row and
+/// the column, for an operator — never as a guess, and never as "retry later".
+async fn a_broken_row_is_reported_not_guessed(backend: Backend, generation: Generation) {
+    let app = TestApp::spawn(backend, generation).await;
+    let p = app.create(4400).await;
+    let id = p["id"].as_str().unwrap();
+    app.scratch
+        .execute(&format!(
+            "UPDATE payments SET status = 'paid_maybe' WHERE id = '{id}'"
+        ))
+        .await;
+    let (status, body) = app.get(&format!("/api/v1/payments/{id}")).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["code"], "ledger_corrupt");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(id) && message.contains("status"),
+        "{message}"
+    );
+    app.stop().await;
+}
+both_backends!(a_broken_row_is_reported_not_guessed);

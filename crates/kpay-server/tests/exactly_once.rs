@@ -318,3 +318,35 @@ async fn an_outage_costs_few_calls_and_is_caught_up_quickly(
     );
 }
 both_backends!(an_outage_costs_few_calls_and_is_caught_up_quickly);
+
+/// Concurrent creates for one merchant order (a double-clicked checkout): one payment, and every
+/// other request is told `duplicate_order` (409) naming it — never a 5xx, which would free the
+/// Idempotency-Key and look like an outage. On SQLite the losers are answered only once the
+/// winner's row is committed, so their lookup of the order finds it.
+async fn concurrent_creates_for_one_order(backend: Backend, generation: Generation) {
+    let app = std::sync::Arc::new(TestApp::spawn(backend, generation).await);
+    let body = json!({"partner_user_id": "u", "item_name": "i", "quantity": 1, "total_amount": 3000, "partner_order_id": "ORD-RACE"});
+    let tasks: Vec<_> = (0..12)
+        .map(|_| {
+            let app = std::sync::Arc::clone(&app);
+            let body = body.clone();
+            tokio::spawn(async move { app.post("/api/v1/payments", body).await })
+        })
+        .collect();
+    let mut created = Vec::new();
+    let mut duplicates = 0;
+    for t in tasks {
+        let (status, answer) = t.await.unwrap();
+        match status {
+            201 => created.push(answer["id"].as_str().unwrap().to_owned()),
+            409 => {
+                assert_eq!(answer["error"]["code"], "duplicate_order", "{answer}");
+                duplicates += 1;
+            }
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(duplicates, 11);
+}
+both_backends!(concurrent_creates_for_one_order);

@@ -420,3 +420,44 @@ async fn broken_rows_are_refused_by_name(backend: Backend, _g: kakaopay::Generat
     store.close().await;
 }
 both_backends!(broken_rows_are_refused_by_name);
+
+/// A due payment whose row cannot be read does not stop the reconciler: the others are leased,
+/// the broken one is given back and set aside (due again in an hour), loudly logged.
+async fn a_broken_due_row_is_set_aside(backend: Backend, _g: kakaopay::Generation) {
+    let scratch = Scratch::new(backend).await;
+    let store = Store::connect(&scratch.url).await.unwrap();
+    let now = Timestamp::now();
+    let ps: Vec<_> = (10..14).map(|i| record(i, now)).collect();
+    for p in &ps {
+        store.insert_payment(p, Detail::none()).await.unwrap();
+    }
+    scratch
+        .execute(&format!(
+            "UPDATE payments SET channel = 'fax' WHERE id = '{}'",
+            ps[1].id
+        ))
+        .await;
+    let due = store.lease_due("w", now, ms(60_000), 10).await.unwrap();
+    let ids: HashSet<_> = due.iter().map(|p| p.id.clone()).collect();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(!ids.contains(&ps[1].id));
+    // Given back and not due again within the hour; due after it.
+    assert!(
+        store
+            .lease_due("w2", now.plus(ms(61_000)), ms(60_000), 10)
+            .await
+            .unwrap()
+            .len()
+            == 3
+    );
+    let later = store
+        .lease_due("w3", now.plus(Duration::from_secs(3700)), ms(60_000), 10)
+        .await
+        .unwrap();
+    assert!(
+        later.iter().all(|p| p.id != ps[1].id),
+        "still unreadable, set aside again"
+    );
+    store.close().await;
+}
+both_backends!(a_broken_due_row_is_set_aside);

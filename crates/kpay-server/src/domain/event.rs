@@ -115,7 +115,8 @@ impl FailureCode {
             "kakaopay_unavailable" => Self::KakaoPayUnavailable,
             "amount_mismatch" => Self::AmountMismatch,
             "not_applied" => Self::NotApplied,
-            n if n.starts_with('-') => Self::KakaoPay(n.parse().ok()?),
+            // KakaoPay's codes are negative, but an unknown one may be anything: any integer.
+            n if n.parse::<i64>().is_ok() => Self::KakaoPay(n.parse().ok()?),
             status
                 if !status.is_empty()
                     && status.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') =>
@@ -224,6 +225,8 @@ mod tests {
         for code in [
             FailureCode::KakaoPay(-780),
             FailureCode::KakaoPay(-723),
+            FailureCode::KakaoPay(0),
+            FailureCode::KakaoPay(500),
             FailureCode::OrderStatus(OrderStatus::FailAuthPassword),
             FailureCode::OrderStatus(OrderStatus::Ready),
             FailureCode::KakaoPayError,
@@ -233,7 +236,7 @@ mod tests {
         ] {
             assert_eq!(FailureCode::parse(&code.to_string()), Some(code));
         }
-        for bad in ["", "-", "-7a", "what", "Fail"] {
+        for bad in ["", "-", "-7a", "what", "Fail", "5 00"] {
             assert_eq!(FailureCode::parse(bad), None, "{bad}");
         }
     }

@@ -2,6 +2,7 @@
 //! from the services in one place.
 
 use crate::service::ServiceError;
+use crate::store::StoreError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -129,6 +130,18 @@ impl From<ServiceError> for ApiError {
                 "kakaopay_unavailable",
                 format!("KakaoPay's {operation} answer lacks {field}; nothing was changed"),
             ),
+            ServiceError::Store(StoreError::Transition(t)) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_state", t.to_string())
+            }
+            ServiceError::Store(s @ StoreError::Corrupt { .. }) => {
+                // Permanent until an operator repairs the row: not "retry later".
+                tracing::error!(error = %s, "corrupt ledger row");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ledger_corrupt",
+                    format!("{s}; the ledger refuses to guess, an operator must repair it"),
+                )
+            }
             ServiceError::Store(s) => {
                 tracing::error!(error = %s, "database failure");
                 ApiError::new(

@@ -4,8 +4,8 @@
 
 use super::{IdempotencyKey, ServiceError, Services, now};
 use crate::domain::{
-    Cause, Detail, Failure, FailureCode, Payment, PaymentId, PaymentStatus, Refund, RefundAid,
-    RefundRequest, RefundStatus, plan_refund,
+    Amounts, Cause, Detail, Failure, FailureCode, Payment, PaymentId, PaymentStatus, Refund,
+    RefundAid, RefundRequest, RefundStatus, plan_refund,
 };
 use crate::store::{BeginRefund, RefundEnd};
 use kakaopay::{Amount, CancelRequest, ErrorCode, Payload};
@@ -38,12 +38,35 @@ impl Services {
     /// Refunds part or all of a payment. With an Idempotency-Key the refund carries the key:
     /// a request that finds a refund made under its key (its first attempt died, or its answer
     /// was pending) answers with that refund as it is now and never refunds again.
-    #[tracing::instrument(skip_all, fields(payment_id = %id))]
     pub(crate) async fn refund(
         &self,
         id: &PaymentId,
         input: RefundInput,
         key: Option<&IdempotencyKey>,
+    ) -> Result<RefundResult, ServiceError> {
+        self.refund_of(id, input, key, None).await
+    }
+
+    /// [`Services::refund`] of a balance an operator confirmed: refused (409 `balance_changed`)
+    /// when what can be refunded is no longer `confirmed` (another refund landed meanwhile). The
+    /// refund is recorded only against the balance it was checked against (the store's
+    /// conditional begin), so a refund landing between the check and the begin is caught too.
+    pub(crate) async fn refund_confirmed(
+        &self,
+        id: &PaymentId,
+        input: RefundInput,
+        confirmed: Amount,
+    ) -> Result<RefundResult, ServiceError> {
+        self.refund_of(id, input, None, Some(confirmed)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(payment_id = %id))]
+    async fn refund_of(
+        &self,
+        id: &PaymentId,
+        input: RefundInput,
+        key: Option<&IdempotencyKey>,
+        confirmed: Option<Amount>,
     ) -> Result<RefundResult, ServiceError> {
         if let Some(k) = key
             && let Some(existing) = self.store.refund_by_key(&k.key).await?
@@ -67,6 +90,18 @@ impl Services {
             if p.refund_in_flight.is_some() {
                 return self.in_progress(key).await;
             }
+            if let Some(confirmed) = confirmed
+                && p.cancelable() != confirmed
+            {
+                return Err(ServiceError::Conflict {
+                    code: "balance_changed",
+                    message: format!(
+                        "the refundable amount changed from {} to {} won since it was confirmed",
+                        confirmed.won(),
+                        p.cancelable().won()
+                    ),
+                });
+            }
             let plan = plan_refund(
                 &p.amounts,
                 &p.canceled,
@@ -76,6 +111,16 @@ impl Services {
                     vat: input.vat,
                 },
             )?;
+            // What the payment will have refunded once KakaoPay confirms: decided now, against the
+            // balance the plan was made from, so that recording a confirmed refund never guesses.
+            let refunded = p
+                .canceled
+                .checked_add(&plan.amounts)
+                .filter(|r| r.total <= p.amounts.total)
+                .ok_or_else(|| ServiceError::Invalid {
+                    field: "amount",
+                    message: "the refund would exceed what was paid".into(),
+                })?;
             let now = now();
             let refund = Refund::pending(
                 p.id.clone(),
@@ -112,31 +157,11 @@ impl Services {
                 BeginRefund::InFlight => return self.in_progress(key).await,
                 BeginRefund::Changed => continue,
             }
-            return self.send_refund(&p, refund, plan.full, input.reason).await;
+            return self
+                .send_refund(&p, refund, refunded, plan.full, input.reason)
+                .await;
         }
         self.in_progress(key).await
-    }
-
-    /// [`Services::refund`] of a balance an operator confirmed: refused (409 `balance_changed`)
-    /// when what can be refunded is no longer `confirmed` (another refund landed meanwhile).
-    pub(crate) async fn refund_confirmed(
-        &self,
-        id: &PaymentId,
-        input: RefundInput,
-        confirmed: Amount,
-    ) -> Result<RefundResult, ServiceError> {
-        let p = self.payment(id).await?;
-        if p.cancelable() != confirmed {
-            return Err(ServiceError::Conflict {
-                code: "balance_changed",
-                message: format!(
-                    "the refundable amount changed from {} to {} won since it was confirmed",
-                    confirmed.won(),
-                    p.cancelable().won()
-                ),
-            });
-        }
-        self.refund(id, input, None).await
     }
 
     /// Another refund holds the payment's refund slot: the one made under `key` if there is one
@@ -198,6 +223,7 @@ impl Services {
         &self,
         p: &Payment,
         refund: Refund,
+        refunded: Amounts,
         full: bool,
         reason: Option<Payload>,
     ) -> Result<RefundResult, ServiceError> {
@@ -221,8 +247,6 @@ impl Services {
         let from = p.status;
         match outcome {
             Ok(resp) => {
-                // Refunded at most what was paid: the plan was made against the balance.
-                let refunded = p.canceled.checked_add(&amounts).unwrap_or(p.amounts);
                 let detail = Detail::text(format!(
                     "refund {} of {} won, aid {}",
                     refund.id,

@@ -321,8 +321,15 @@ impl Services {
         let from = p.status;
         let remote = match &order.canceled_amount {
             Some(a) => Amounts::from(a),
-            // KakaoPay leaves the refunded amounts out while nothing was refunded.
-            None if order.status == OrderStatus::SuccessPayment => Amounts::default(),
+            // KakaoPay leaves the refunded amounts out while nothing was refunded (a paid order
+            // never refunded, a 0-won SID registration).
+            None if matches!(
+                order.status,
+                OrderStatus::SuccessPayment | OrderStatus::IssuedSid
+            ) =>
+            {
+                Amounts::default()
+            }
             None => return Err(incomplete("canceled_amount")),
         };
         let local = p.canceled;

@@ -23,12 +23,8 @@ impl Store {
         prefix: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        write!(
-            self,
-            [id, hash, prefix]
-                | conn
-                | {
-                    sqlx::query(
+        write!(self, [id, hash, prefix], |conn| {
+            sqlx::query(
                 "INSERT INTO api_keys (id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key_hash) DO NOTHING",
             )
             .bind(&id)
@@ -38,7 +34,6 @@ impl Store {
             .execute(&mut *conn)
             .await
             .map(|_| ())
-                }
-        )
+        })
     }
 }

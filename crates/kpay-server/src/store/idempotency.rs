@@ -52,7 +52,8 @@ impl Store {
         let until = now.plus(lock).millis();
         let now = now.millis();
         for _ in 0..3 {
-            let inserted = write!(self, [key, hash, token] |conn| sqlx::query(
+            let inserted = write!(self, [key, hash, token], |conn| {
+                sqlx::query(
                 "INSERT INTO idempotency_keys (key, request_hash, state, created_at, locked_until, lock_token) \
                  VALUES ($1, $2, 'in_flight', $3, $4, $5) ON CONFLICT (key) DO NOTHING",
             )
@@ -62,7 +63,8 @@ impl Store {
             .bind(until)
             .bind(&token)
             .execute(&mut *conn)
-            .await.map(|r| r.rows_affected()))?;
+            .await.map(|r| r.rows_affected())
+            })?;
             if inserted == 1 {
                 return Ok(IdemBegin::Started { fresh: true });
             }
@@ -87,7 +89,8 @@ impl Store {
                     });
                 }
                 // A pending answer: run again to answer with the outcome as it is now.
-                write!(self, [key, token] |conn| sqlx::query(
+                write!(self, [key, token], |conn| {
+                    sqlx::query(
                     "UPDATE idempotency_keys SET state = 'in_flight', lock_token = $1, locked_until = $2 \
                      WHERE key = $3 AND state = 'done' AND response_status = $4",
                 )
@@ -96,25 +99,21 @@ impl Store {
                 .bind(&key)
                 .bind(PENDING_ANSWER)
                 .execute(&mut *conn)
-                .await.map(|r| r.rows_affected()))?
+                .await.map(|r| r.rows_affected())
+                })?
             } else if locked_until < now {
                 // Its holder stopped renewing the lock: it died. Take the key over.
-                write!(
-                    self,
-                    [key, token]
-                        | conn
-                        | sqlx::query(
-                            "UPDATE idempotency_keys SET lock_token = $1, locked_until = $2 \
+                write!(self, [key, token], |conn| sqlx::query(
+                    "UPDATE idempotency_keys SET lock_token = $1, locked_until = $2 \
                      WHERE key = $3 AND state = 'in_flight' AND locked_until = $4",
-                        )
-                        .bind(&token)
-                        .bind(until)
-                        .bind(&key)
-                        .bind(locked_until)
-                        .execute(&mut *conn)
-                        .await
-                        .map(|r| r.rows_affected())
-                )?
+                )
+                .bind(&token)
+                .bind(until)
+                .bind(&key)
+                .bind(locked_until)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected()))?
             } else {
                 return Ok(IdemBegin::InFlight);
             };
@@ -135,14 +134,16 @@ impl Store {
         until: Timestamp,
     ) -> Result<bool, StoreError> {
         let until = until.millis();
-        let n = write!(self, [key, token] |conn| sqlx::query(
+        let n = write!(self, [key, token], |conn| {
+            sqlx::query(
             "UPDATE idempotency_keys SET locked_until = $1 WHERE key = $2 AND lock_token = $3 AND state = 'in_flight'",
         )
         .bind(until)
         .bind(&key)
         .bind(&token)
         .execute(&mut *conn)
-        .await.map(|r| r.rows_affected()))?;
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(n == 1)
     }
 
@@ -154,7 +155,8 @@ impl Store {
         status: u16,
         body: &str,
     ) -> Result<(), StoreError> {
-        write!(self, [key, token, body] |conn| sqlx::query(
+        write!(self, [key, token, body], |conn| {
+            sqlx::query(
             "UPDATE idempotency_keys SET state = 'done', response_status = $1, response_body = $2, lock_token = NULL \
              WHERE key = $3 AND lock_token = $4",
         )
@@ -163,19 +165,22 @@ impl Store {
         .bind(&key)
         .bind(&token)
         .execute(&mut *conn)
-        .await.map(|r| r.rows_affected()))?;
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
     /// Forgets a key whose request failed in a way worth retrying (a 5xx): nothing carries it.
     pub async fn idem_release(&self, key: &str, token: &str) -> Result<(), StoreError> {
-        write!(self, [key, token] |conn| sqlx::query(
+        write!(self, [key, token], |conn| {
+            sqlx::query(
             "DELETE FROM idempotency_keys WHERE key = $1 AND state = 'in_flight' AND lock_token = $2",
         )
         .bind(&key)
         .bind(&token)
         .execute(&mut *conn)
-        .await.map(|r| r.rows_affected()))?;
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 

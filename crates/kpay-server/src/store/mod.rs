@@ -147,7 +147,7 @@ pub(crate) use push_insert;
 /// Runs `$body` (a `Result<T, sqlx::Error>` using `$conn`, a `&mut` connection) as one write: on
 /// PostgreSQL on a pooled connection, on SQLite on the one writer. The body owns what it uses.
 macro_rules! write {
-    ($store:expr, [$($cap:ident),*] |$conn:ident| $body:expr) => {{
+    ($store:expr, [$($cap:ident),*], |$conn:ident| $body:expr) => {{
         $(let $cap = $cap.to_owned();)*
         $crate::store::write!($store, |$conn| $body)
     }};
@@ -171,7 +171,7 @@ pub(crate) use write;
 
 /// [`write!`] in one transaction (SQLite's writer already runs each write atomically).
 macro_rules! write_tx {
-    ($store:expr, [$($cap:ident),*] |$conn:ident| $body:expr) => {{
+    ($store:expr, [$($cap:ident),*], |$conn:ident| $body:expr) => {{
         $(let $cap = $cap.to_owned();)*
         $crate::store::write_tx!($store, |$conn| $body)
     }};
@@ -311,8 +311,13 @@ impl Store {
         })
     }
 
-    /// A round trip to the database.
+    /// A round trip to the database, through the path writes take (on SQLite its one writer:
+    /// a stopped writer is not ready) and the path reads take.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        write!(self, |conn| sqlx::query("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .map(|_| ()))?;
         read!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         Ok(())
     }

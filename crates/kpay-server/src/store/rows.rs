@@ -66,6 +66,13 @@ pub(super) struct PaymentRow {
     resend_count: i64,
 }
 
+impl PaymentRow {
+    /// The row's id, as stored (readable even when the rest of the row is not).
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 /// Converts the columns of one row, naming the row in every error.
 struct Columns<'a> {
     table: &'static str,

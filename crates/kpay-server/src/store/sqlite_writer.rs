@@ -2,11 +2,15 @@
 //! through the task here, which owns the only writing connection, so writers never wait on
 //! SQLite's busy handler. It takes every write waiting and commits them together (group commit),
 //! each in its own savepoint so that one failing write does not sink the others. Nobody is
-//! answered before the commit that holds their write has succeeded.
+//! answered before the commit of their group: not a write that succeeded (its effect is not
+//! visible to readers before), and not one that failed either (a loser of a unique constraint
+//! reads the winner's row right after its answer, so that row must be committed by then).
 
 use super::StoreError;
+use futures_util::FutureExt;
 use sqlx::{Acquire, Connection, SqliteConnection};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use tokio::sync::{mpsc, oneshot};
 
@@ -16,10 +20,11 @@ pub(super) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Answers one write once its group's commit is known.
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
-/// One write: runs on the writer's connection inside its savepoint. `Err(())`: it failed and was
-/// answered already (its savepoint is rolled back, the others go on).
+/// One write: runs on the writer's connection inside its savepoint. `Ok`: its savepoint is
+/// released and the reply waits for the group's commit; `Err`: it failed, its savepoint is rolled
+/// back, and the reply (its own error) is sent once the group has committed.
 type Job =
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<Reply, ()>> + Send>;
+    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<Reply, Reply>> + Send>;
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 256;
@@ -54,10 +59,10 @@ impl SqliteWriter {
                     Ok(value) => Ok(Box::new(move |committed: Result<(), StoreError>| {
                         let _ = reply.send(committed.map(|()| value));
                     }) as Reply),
-                    Err(e) => {
+                    // Its own error, whatever the group's commit did.
+                    Err(e) => Err(Box::new(move |_: Result<(), StoreError>| {
                         let _ = reply.send(Err(StoreError::Query(e)));
-                        Err(())
-                    }
+                    }) as Reply),
                 }
             })
         });
@@ -105,12 +110,21 @@ async fn apply_batch(
     let mut tx = Connection::begin(conn).await?;
     for job in batch {
         let mut savepoint = Acquire::begin(&mut tx).await?;
-        match job(&mut savepoint).await {
-            Ok(reply) => {
+        // A write that panics (a bug) must not take the only writer down with it: the group is
+        // rolled back and answered with an error; the writer goes on with the next group.
+        match AssertUnwindSafe(job(&mut savepoint)).catch_unwind().await {
+            Ok(Ok(reply)) => {
                 savepoint.commit().await?;
                 replies.push(reply);
             }
-            Err(()) => savepoint.rollback().await?,
+            Ok(Err(reply)) => {
+                savepoint.rollback().await?;
+                replies.push(reply);
+            }
+            Err(_) => {
+                tracing::error!("a database write panicked; its group is rolled back");
+                return Err(sqlx::Error::Protocol("a database write panicked".into()));
+            }
         }
     }
     tx.commit().await

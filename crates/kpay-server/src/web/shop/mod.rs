@@ -372,7 +372,15 @@ async fn order(
         },
         _ => return not_found(),
     };
-    let lines: Vec<Line> = serde_json::from_str(&order.lines).unwrap_or_default();
+    let lines: Vec<Line> = match serde_json::from_str(&order.lines) {
+        Ok(lines) => lines,
+        Err(e) => {
+            // The receipt's amounts come from the merchant API; only the shop's own line list is
+            // unreadable, and that is said loudly rather than shown as an empty order.
+            tracing::error!(order = %order.id, error = %e, "the shop order's lines cannot be read");
+            Vec::new()
+        }
+    };
     let status = payment.status;
     let again =
         html! { p { a.btn.btn-dark href="/" { (lang.t("다시 주문하기", "Order again")) } } };
