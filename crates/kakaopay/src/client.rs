@@ -372,7 +372,7 @@ impl Client {
 }
 
 /// Encodes `req` for `generation`: JSON for the current one, a form body for the legacy one.
-pub fn encode<T: Serialize>(
+pub(crate) fn encode<T: Serialize>(
     generation: Generation,
     req: &T,
 ) -> Result<(&'static str, Vec<u8>), Error> {

@@ -115,7 +115,7 @@ mod wire;
 pub use approve::{ApproveRequest, ApproveResponse};
 pub use builder::ClientBuilder;
 pub use cancel::{CancelRequest, CancelResponse};
-pub use client::{Client, encode};
+pub use client::Client;
 pub use common::{
     CardInfo, InstallmentType, KstDateTime, OrderStatus, PaymentActionDetail, PaymentActionType,
     PaymentMethodType, SelectedCardInfo, SequentialPaymentMethod, SubscriptionStatus,
