@@ -85,7 +85,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::invalid(field, format!("{field}: {message}"))
             }
             ServiceError::Conflict { code, message } => {
-                ApiError::new(StatusCode::CONFLICT, code, message)
+                ApiError::new(StatusCode::CONFLICT, code.as_str(), message)
             }
             ServiceError::Refused(k) => ApiError {
                 kakaopay_code: k.code().map(|c| c.code()),

@@ -1,7 +1,7 @@
 //! Creating a payment: the server decides the amounts, calls ready, and keeps the TID with *this*
 //! payment. Nothing is stored when ready fails (KakaoPay issued no TID).
 
-use super::{IdempotencyKey, ServiceError, Services, now};
+use super::{Conflict, IdempotencyKey, ServiceError, Services, now};
 use crate::domain::{Amounts, Channel, Detail, Payment, PaymentId, Redirects};
 use kakaopay::{
     ItemCode, ItemName, PartnerOrderId, PartnerUserId, Quantity, ReadyRequest, RedirectUrl,
@@ -100,7 +100,7 @@ impl Services {
         }
         .or_else(|| ready.next_redirect_pc_url.clone())
         .ok_or_else(|| ServiceError::Conflict {
-            code: "kakaopay_no_redirect",
+            code: Conflict::KakaopayNoRedirect,
             message: "KakaoPay answered ready without a redirect URL".into(),
         })?;
         let payment = Payment::ready(
@@ -157,7 +157,7 @@ impl Services {
 
 fn duplicate_order(existing: &Payment) -> ServiceError {
     ServiceError::Conflict {
-        code: "duplicate_order",
+        code: Conflict::DuplicateOrder,
         message: format!(
             "order {} already has payment {} ({}); a new payment for it is possible once that one ended unpaid",
             existing.partner_order_id, existing.id, existing.status

@@ -52,6 +52,32 @@ pub(crate) struct IdempotencyKey {
     pub(crate) key: String,
 }
 
+/// Why a request conflicts with the payment's state (HTTP 409); the text is the API's
+/// `error.code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, strum::IntoStaticStr, strum::Display)]
+#[strum(serialize_all = "snake_case")]
+pub(crate) enum Conflict {
+    /// The payment has nothing to refund (not paid, or all refunded).
+    NotRefundable,
+    /// Another refund of the payment is in flight.
+    RefundInProgress,
+    /// The refundable balance changed since an operator confirmed it.
+    BalanceChanged,
+    /// The merchant order already has a payment that can still be, or has been, paid.
+    DuplicateOrder,
+    /// The state machine refuses the change.
+    InvalidState,
+    /// KakaoPay answered ready without a page to send the buyer to.
+    KakaopayNoRedirect,
+}
+
+impl Conflict {
+    /// The API's code.
+    pub(crate) fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// Settings of the use cases.
 #[derive(Clone, Debug)]
 pub(crate) struct Settings {
@@ -84,8 +110,8 @@ pub(crate) enum ServiceError {
     /// The payment is not in a state that allows this.
     #[error("{message}")]
     Conflict {
-        /// Machine-readable code.
-        code: &'static str,
+        /// What kind of conflict.
+        code: Conflict,
         /// Why.
         message: String,
     },
@@ -151,7 +177,7 @@ impl From<AmountsError> for ServiceError {
 impl From<TransitionError> for ServiceError {
     fn from(e: TransitionError) -> Self {
         ServiceError::Conflict {
-            code: "invalid_state",
+            code: Conflict::InvalidState,
             message: e.to_string(),
         }
     }

@@ -2,7 +2,7 @@
 //! sent with KakaoPay's `cancel_available_amount` guard. A refund is a record with its own AID and
 //! status; an unclear answer leaves it pending until a lookup settles it.
 
-use super::{IdempotencyKey, ServiceError, Services, now};
+use super::{Conflict, IdempotencyKey, ServiceError, Services, now};
 use crate::domain::{
     Amounts, Cause, Detail, Failure, FailureCode, Payment, PaymentId, PaymentStatus, Refund,
     RefundAid, RefundRequest, RefundStatus, plan_refund,
@@ -83,7 +83,7 @@ impl Services {
                     other => format!("a payment that is {other} has nothing to refund"),
                 };
                 return Err(ServiceError::Conflict {
-                    code: "not_refundable",
+                    code: Conflict::NotRefundable,
                     message,
                 });
             }
@@ -94,7 +94,7 @@ impl Services {
                 && p.cancelable() != confirmed
             {
                 return Err(ServiceError::Conflict {
-                    code: "balance_changed",
+                    code: Conflict::BalanceChanged,
                     message: format!(
                         "the refundable amount changed from {} to {} won since it was confirmed",
                         confirmed.won(),
@@ -318,7 +318,7 @@ impl Services {
 
 fn refund_in_progress() -> ServiceError {
     ServiceError::Conflict {
-        code: "refund_in_progress",
+        code: Conflict::RefundInProgress,
         message: "another refund of this payment is being processed; retry when it has finished"
             .into(),
     }

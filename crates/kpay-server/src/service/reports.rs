@@ -2,7 +2,7 @@
 //! previews, the reconciler's last run. Read-only use cases; the rules they apply (what can be
 //! refunded) are the domain's.
 
-use super::{ServiceError, Services};
+use super::{Conflict, ServiceError, Services};
 use crate::domain::{
     FailureCode, Payment, PaymentId, PaymentStatus, RefundError, RefundPlan, RefundRequest,
     Timestamp, kst, plan_refund,
@@ -133,7 +133,7 @@ impl Services {
         let payment = self.payment(id).await?;
         if !payment.status.is_refundable() {
             return Err(ServiceError::Conflict {
-                code: "not_refundable",
+                code: Conflict::NotRefundable,
                 message: format!("a payment that is {} has nothing to refund", payment.status),
             });
         }

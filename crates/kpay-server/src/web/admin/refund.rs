@@ -4,7 +4,7 @@
 use super::payments::payment_markup;
 use super::{Admin, AdminState, admin_page};
 use crate::domain::{PaymentId, RefundError};
-use crate::service::{RefundInput, ServiceError};
+use crate::service::{Conflict, RefundInput, ServiceError};
 use crate::web::i18n::Lang;
 use crate::web::layout::won;
 use axum::extract::{Form, Path, State};
@@ -88,7 +88,7 @@ fn refused(lang: Lang, e: &ServiceError) -> String {
             e
         ),
         ServiceError::Conflict {
-            code: "balance_changed",
+            code: Conflict::BalanceChanged,
             ..
         } => lang
             .t(
