@@ -4,14 +4,17 @@
 //! ([`transition`]); and the money arithmetic. No I/O here: the services feed it what happened
 //! and the store persists what it decides.
 
+mod billing;
 mod event;
 mod ids;
 mod machine;
 mod money;
 mod payment;
 mod refund;
+mod subscription;
 mod time;
 
+pub use billing::{Cadence, CadenceError, Interval, Period, period, period_at, period_start};
 pub use event::{Cause, Detail, FailureCode, PaymentEvent};
 pub use ids::{IdError, PaymentId, RefundId};
 pub use machine::{
@@ -21,5 +24,9 @@ pub use machine::{
 pub use money::{Amounts, AmountsError, RefundError, RefundPlan, RefundRequest, plan_refund};
 pub use payment::{Channel, EXPIRY_CHECK_DELAY, Failure, Payment, PaymentChange, Redirects};
 pub use refund::{Refund, RefundAid};
+pub use subscription::{
+    DunningSchedule, DunningScheduleError, Refusal, SubscriptionEvent, SubscriptionStatus,
+    SubscriptionTransitionError, refusal, subscription_transition,
+};
 pub use time::Timestamp;
 pub(crate) use time::kst;
