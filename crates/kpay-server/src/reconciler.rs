@@ -4,7 +4,7 @@
 
 use crate::domain::Payment;
 use crate::service::resolve::{LEASE, backoff, jittered, lease_token};
-use crate::service::{ServiceError, Services, SyncReport, now, token};
+use crate::service::{ServiceError, Services, SyncReport, token};
 use crate::store::ReconcilerRun;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,7 +94,7 @@ async fn reconcile_one(
     }
     match services
         .store
-        .renew_lease(&p.id, owner, now().plus(LEASE))
+        .renew_lease(&p.id, owner, services.now().plus(LEASE))
         .await
     {
         Ok(true) => {}
@@ -106,10 +106,10 @@ async fn reconcile_one(
         .await;
     let next = match &result {
         // Still unclear although KakaoPay answered: look again later and later.
-        Ok(r) if r.still_unclear => Some(now().plus(backoff(p.check_attempts))),
+        Ok(r) if r.still_unclear => Some(services.now().plus(backoff(p.check_attempts))),
         Ok(_) => {
             // Settled: nothing more to look up (unless the sync scheduled a later check itself).
-            if let Err(e) = services.store.settle_check(&p.id, now()).await {
+            if let Err(e) = services.store.settle_check(&p.id, services.now()).await {
                 tracing::warn!(payment = %p.id, error = %e, "could not settle the check");
             }
             None
@@ -120,7 +120,7 @@ async fn reconcile_one(
             // of the outage. Calls stay bounded by the pass, not by the payment.
             tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed: KakaoPay unavailable");
             outage.store(true, Ordering::Relaxed);
-            let retry = now().plus(jittered(OUTAGE_RETRY));
+            let retry = services.now().plus(jittered(OUTAGE_RETRY));
             if let Err(e) = services.store.schedule_check(&p.id, Some(retry)).await {
                 tracing::warn!(payment = %p.id, error = %e, "could not schedule the next lookup");
             }
@@ -128,7 +128,7 @@ async fn reconcile_one(
         }
         Err(e) => {
             tracing::warn!(payment = %p.id, error = %e, "reconciler lookup failed");
-            Some(now().plus(backoff(p.check_attempts.max(3))))
+            Some(services.now().plus(backoff(p.check_attempts.max(3))))
         }
     };
     if let Some(at) = next
@@ -154,14 +154,14 @@ impl Reconciler {
 
     /// Leases due payments in batches and syncs each; records the run.
     pub async fn run_pass(&self) -> PassReport {
-        let started = now();
+        let started = self.services.now();
         let owner = &lease_token(&self.services.settings.instance);
         let mut report = PassReport::default();
         for _ in 0..MAX_BATCHES {
             let due = match self
                 .services
                 .store
-                .lease_due(owner, now(), LEASE, BATCH)
+                .lease_due(owner, self.services.now(), LEASE, BATCH)
                 .await
             {
                 Ok(d) => d,
@@ -208,7 +208,7 @@ impl Reconciler {
         let _ = self
             .services
             .store
-            .idem_expire(now().minus(Duration::from_secs(86_400)))
+            .idem_expire(self.services.now().minus(Duration::from_secs(86_400)))
             .await;
         if report.checked > 0 {
             let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
@@ -216,7 +216,7 @@ impl Reconciler {
                 id: format!("run_{}", token()),
                 instance: self.services.settings.instance.clone(),
                 started_at: started,
-                finished_at: now(),
+                finished_at: self.services.now(),
                 checked: count(report.checked),
                 changed: count(report.changed()),
                 mismatches: count(report.mismatches()),
@@ -254,7 +254,7 @@ impl Reconciler {
         let recent = match self
             .services
             .store
-            .updated_since(now().minus(since), 10_000)
+            .updated_since(self.services.now().minus(since), 10_000)
             .await
         {
             Ok(r) => r,

@@ -6,7 +6,7 @@ use crate::gateway::Gateway;
 use crate::http::{self, AppState, auth};
 use crate::metrics::Metrics;
 use crate::reconciler::{PassReport, Reconciler};
-use crate::service::{Services, Settings, now, token};
+use crate::service::{Clock, Services, Settings, token};
 use crate::store::{Store, StoreError};
 use axum::Router;
 use kakaopay::{Client, Credentials, Generation};
@@ -128,7 +128,7 @@ async fn ensure_api_key(
                 &format!("key_{}", token()),
                 &auth::hash_key(&key),
                 &key.chars().take(12).collect::<String>(),
-                now(),
+                crate::domain::Timestamp::now(),
             )
             .await?;
         Ok::<_, StartError>(key)
@@ -206,6 +206,12 @@ async fn services(
         }),
         tasks: TaskTracker::new(),
         resolvers: Default::default(),
+        // A clock that tests can move exists only while KakaoPay is a sandbox.
+        clock: if config.kakaopay_is_sandbox() {
+            Clock::test()
+        } else {
+            Clock::system()
+        },
     })
 }
 

@@ -381,6 +381,8 @@ async fn openapi_matches_the_served_routes(backend: Backend, generation: Generat
         ("post", "/api/v1/payments/{id}/cancel"),
         ("get", "/api/v1/payments/{id}/events"),
         ("post", "/api/v1/payments/{id}/sync"),
+        ("get", "/api/v1/test/clock"),
+        ("post", "/api/v1/test/clock/advance"),
         ("get", "/healthz"),
         ("get", "/readyz"),
         ("get", "/metrics"),

@@ -14,6 +14,7 @@ pub(crate) mod error;
 pub(crate) mod idempotency;
 pub(crate) mod ops;
 pub(crate) mod request_id;
+pub(crate) mod test_clock;
 pub(crate) mod views;
 
 pub(crate) use error::ApiError;
@@ -46,10 +47,11 @@ pub(crate) struct AppState {
     info(title = "kpay merchant API", description = "KakaoPay payments for your shop: create a payment, send the buyer to KakaoPay, get the result, refund. Errors are `{\"error\":{\"code\",\"message\",\"field\"?,\"kakaopay_code\"?}}`."),
     paths(
         api::create_payment, api::list_payments, api::get_payment, api::cancel_payment, api::payment_events, api::sync_payment,
+        test_clock::now, test_clock::advance,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&BearerAuth),
-    tags((name = "payments", description = "Merchant API (Authorization: Bearer <api key>)"), (name = "operations", description = "Health and monitoring")),
+    tags((name = "payments", description = "Merchant API (Authorization: Bearer <api key>)"), (name = "operations", description = "Health and monitoring"), (name = "test clock", description = "Only while KakaoPay is a sandbox: move time and run what became due")),
 )]
 pub(crate) struct ApiDoc;
 
@@ -87,6 +89,8 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/payments/{id}/cancel", post(api::cancel_payment))
         .route("/api/v1/payments/{id}/events", get(api::payment_events))
         .route("/api/v1/payments/{id}/sync", post(api::sync_payment))
+        .route("/api/v1/test/clock", get(test_clock::now))
+        .route("/api/v1/test/clock/advance", post(test_clock::advance))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotency,

@@ -3,7 +3,7 @@
 //! and see the stored result; an unclear answer leaves the payment `approving` for lookups to settle.
 
 use super::resolve::{CALLBACK_CALLS, CALLBACK_WINDOW};
-use super::{ServiceError, Services, now};
+use super::{ServiceError, Services};
 use crate::domain::{
     Amounts, Cause, Detail, Event, FailureCode, Payment, PaymentChange, PaymentId, PaymentStatus,
     Timestamp,
@@ -72,7 +72,7 @@ impl Services {
         let mut races = 0;
         loop {
             // The common case in one round trip: claim, then look only if that failed.
-            let now = now();
+            let now = self.now();
             // Should this process die mid-call, the reconciler picks the payment up then.
             let next_check = now.plus(self.grace());
             if let Some(claimed) = self
@@ -136,7 +136,7 @@ impl Services {
         if outcome.is_ok() {
             crate::crashpoint::hit("approve.after_kakaopay");
         }
-        let now = now();
+        let now = self.now();
         match outcome {
             Ok(resp) => self.record_approved(p, &resp, now).await,
             Err(e) if e.may_have_applied() => {
@@ -269,7 +269,7 @@ impl Services {
         why: &str,
     ) -> Result<Payment, ServiceError> {
         tracing::error!(payment = %p.id, mismatch = %why, "approved payment does not match the order; cancelling it");
-        let now = now();
+        let now = self.now();
         self.store
             .note(&p.id, from, Cause::AmountMismatch, Detail::text(why), now)
             .await?;
@@ -320,7 +320,7 @@ impl Services {
         why: &str,
         aid: Option<&kakaopay::Aid>,
     ) -> Result<Payment, ServiceError> {
-        let now = now();
+        let now = self.now();
         let canceled = p.amounts;
         let why = format!(
             "{why}; KakaoPay cancelled {} won",

@@ -1,7 +1,7 @@
 //! Creating a payment: the server decides the amounts, calls ready, and keeps the TID with *this*
 //! payment. Nothing is stored when ready fails (KakaoPay issued no TID).
 
-use super::{Conflict, IdempotencyKey, ServiceError, Services, now};
+use super::{Conflict, IdempotencyKey, ServiceError, Services};
 use crate::domain::{Amounts, Channel, Detail, Payment, PaymentId, Redirects};
 use kakaopay::{
     ItemCode, ItemName, PartnerOrderId, PartnerUserId, Quantity, ReadyRequest, RedirectUrl,
@@ -119,7 +119,7 @@ impl Services {
             },
             input.return_url,
             key.map(|k| k.key.clone()),
-            now(),
+            self.now(),
             self.settings.payment_ttl,
         );
         let inserted = self

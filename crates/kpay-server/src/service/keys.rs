@@ -2,7 +2,7 @@
 //! key, and the answer it stored) and API keys (their hashes). The effects the keys name (the
 //! payment or refund a request made) are looked up by the use cases themselves.
 
-use super::{ServiceError, Services, now};
+use super::{ServiceError, Services};
 use crate::store::IdemBegin;
 use std::time::Duration;
 
@@ -16,7 +16,10 @@ impl Services {
         token: &str,
         lock: Duration,
     ) -> Result<IdemBegin, ServiceError> {
-        Ok(self.store.idem_begin(key, hash, token, now(), lock).await?)
+        Ok(self
+            .store
+            .idem_begin(key, hash, token, self.now(), lock)
+            .await?)
     }
 
     /// Renews the lock of the running request `token` for `lock`; `false`: it lost the key.
@@ -26,7 +29,10 @@ impl Services {
         token: &str,
         lock: Duration,
     ) -> Result<bool, ServiceError> {
-        Ok(self.store.idem_renew(key, token, now().plus(lock)).await?)
+        Ok(self
+            .store
+            .idem_renew(key, token, self.now().plus(lock))
+            .await?)
     }
 
     /// Stores the answer of the request `token`.

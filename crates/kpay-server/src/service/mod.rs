@@ -4,6 +4,7 @@
 //! and again by the reconciler until known.
 
 mod approve;
+mod clock;
 mod create;
 mod keys;
 mod refund;
@@ -11,6 +12,7 @@ mod reports;
 pub(crate) mod resolve;
 mod sync;
 
+pub(crate) use clock::{Clock, ClockError};
 pub(crate) use create::CreatePayment;
 pub(crate) use refund::RefundInput;
 pub(crate) use resolve::Resolvers;
@@ -40,6 +42,8 @@ pub(crate) struct Services {
     pub(crate) tasks: TaskTracker,
     /// The payments this process is resolving in the background (one resolver each).
     pub(crate) resolvers: Resolvers,
+    /// The time source of every decision.
+    pub(crate) clock: Clock,
 }
 
 /// The Idempotency-Key of the request being served, as the idempotency layer hands it to the use
@@ -200,11 +204,6 @@ impl ServiceError {
     }
 }
 
-/// Now, by this machine's clock.
-pub(crate) fn now() -> Timestamp {
-    Timestamp::now()
-}
-
 /// A random token: 20 lower-case letters and digits (locks, lease owners, run ids).
 pub(crate) fn token() -> String {
     use rand::Rng;
@@ -216,6 +215,11 @@ pub(crate) fn token() -> String {
 }
 
 impl Services {
+    /// Now, by the server's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// Loads a payment or fails with [`ServiceError::NotFound`].
     pub(crate) async fn payment(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
         self.store

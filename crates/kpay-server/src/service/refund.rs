@@ -2,7 +2,7 @@
 //! sent with KakaoPay's `cancel_available_amount` guard. A refund is a record with its own AID and
 //! status; an unclear answer leaves it pending until a lookup settles it.
 
-use super::{Conflict, IdempotencyKey, ServiceError, Services, now};
+use super::{Conflict, IdempotencyKey, ServiceError, Services};
 use crate::domain::{
     Amounts, Cause, Detail, Failure, FailureCode, Payment, PaymentId, PaymentStatus, Refund,
     RefundAid, RefundRequest, RefundStatus, plan_refund,
@@ -121,7 +121,7 @@ impl Services {
                     field: "amount",
                     message: "the refund would exceed what was paid".into(),
                 })?;
-            let now = now();
+            let now = self.now();
             let refund = Refund::pending(
                 p.id.clone(),
                 plan.amounts,
@@ -243,7 +243,7 @@ impl Services {
         if outcome.is_ok() {
             crate::crashpoint::hit("refund.after_kakaopay");
         }
-        let now = now();
+        let now = self.now();
         let from = p.status;
         match outcome {
             Ok(resp) => {

@@ -13,7 +13,7 @@
 //! * **bounded callbacks**: browser callbacks (which anyone can forge) cause at most
 //!   [`CALLBACK_CALLS`] KakaoPay calls per payment per minute.
 
-use super::{ServiceError, Services, SyncReport, now, token};
+use super::{ServiceError, Services, SyncReport, token};
 use crate::domain::{Payment, PaymentId, RefundId, Timestamp};
 use std::collections::HashSet;
 use std::future::Future;
@@ -141,7 +141,7 @@ impl Services {
         id: &PaymentId,
     ) -> Result<Option<SyncReport>, ServiceError> {
         let owner = &lease_token(&self.settings.instance);
-        if !self.store.lease_one(id, owner, now(), LEASE).await? {
+        if !self.store.lease_one(id, owner, self.now(), LEASE).await? {
             return Ok(None);
         }
         let result = self.holding_lease(id, owner, self.sync(id)).await;
@@ -165,7 +165,7 @@ impl Services {
             tokio::select! {
                 out = &mut work => return out,
                 _ = renew.tick() => {
-                    match self.store.renew_lease(id, owner, now().plus(LEASE)).await {
+                    match self.store.renew_lease(id, owner, self.now().plus(LEASE)).await {
                         Ok(true) => {}
                         // Work already under way finishes (its writes are conditional); another
                         // resolver may now look too, which costs a lookup, not money.
@@ -186,7 +186,7 @@ impl Services {
         mut p: Payment,
         stamped: Timestamp,
     ) -> Result<Payment, ServiceError> {
-        let now = now();
+        let now = self.now();
         if now.since(stamped) > SLOW_WRITE
             && self.store.restamp_approve(&p.id, stamped, now).await?
         {
@@ -201,7 +201,7 @@ impl Services {
         refund_id: &RefundId,
         stamped: Timestamp,
     ) -> Result<(), ServiceError> {
-        let now = now();
+        let now = self.now();
         if now.since(stamped) > SLOW_WRITE {
             self.store.restamp_refund(refund_id, now).await?;
         }
@@ -212,7 +212,7 @@ impl Services {
     /// payment's callback budget lasts; otherwise the payment as known.
     #[tracing::instrument(skip_all, fields(payment_id = %id))]
     pub(crate) async fn sync_from_callback(&self, id: &PaymentId) -> Result<Payment, ServiceError> {
-        let now = now();
+        let now = self.now();
         if !self
             .store
             .take_callback_budget(id, now, CALLBACK_WINDOW, CALLBACK_CALLS)

@@ -3,7 +3,7 @@
 
 use super::approve::{RemotePaid, approval_mismatch};
 use super::resolve::{MAX_BACKOFF, MAX_RESENDS};
-use super::{ServiceError, Services, now};
+use super::{ServiceError, Services};
 use crate::domain::{
     Amounts, Cause, Detail, EXPIRY_CHECK_DELAY, Event, FailureCode, Payment, PaymentChange,
     PaymentId, PaymentStatus, Refund, RefundAid, RefundStatus, Remote, Timestamp, reconcile,
@@ -61,7 +61,7 @@ impl Services {
     pub(crate) async fn sync(&self, id: &PaymentId) -> Result<SyncReport, ServiceError> {
         let p = self.payment(id).await?;
         let before = p.status;
-        let now = now();
+        let now = self.now();
         let order = match self.kakaopay.order(&p.tid).await {
             Ok(order) => order,
             Err(e) if e.code() == Some(kakaopay::ErrorCode::TidNotFound) => {

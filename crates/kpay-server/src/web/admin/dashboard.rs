@@ -36,7 +36,7 @@ fn chart(lang: Lang, days: &[(String, i64)]) -> Markup {
 
 pub(super) async fn dashboard(State(s): State<AdminState>, a: Admin) -> Response {
     let lang = a.lang;
-    let figures = match s.services.dashboard(crate::service::now()).await {
+    let figures = match s.services.dashboard(s.services.now()).await {
         Ok(f) => f,
         Err(e) => return super::unavailable(lang, &a, &e),
     };

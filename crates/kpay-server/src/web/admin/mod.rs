@@ -76,8 +76,10 @@ pub(super) struct Admin {
     nonce: String,
 }
 
+/// Seconds since the epoch by the machine's clock: sessions are people's time, not the test
+/// clock's (moving it must not log the operator out).
 fn now_s() -> i64 {
-    crate::service::now().millis() / 1000
+    crate::domain::Timestamp::now().millis() / 1000
 }
 
 /// A form that carries only the CSRF token (log out, sync, run now).

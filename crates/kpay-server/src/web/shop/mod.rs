@@ -259,7 +259,7 @@ async fn checkout(
         guest: guest.clone(),
         lines: serde_json::to_string(&lines).unwrap_or_else(|_| "[]".into()),
         total,
-        created_at: crate::service::now().millis(),
+        created_at: crate::domain::Timestamp::now().millis(),
     };
     if let Err(e) = s.orders.insert(&order).await {
         tracing::error!(error = %e, "shop order not stored");
