@@ -5,7 +5,7 @@ use crate::config::ServerConfig;
 use crate::gateway::Gateway;
 use crate::http::{self, AppState, auth};
 use crate::metrics::Metrics;
-use crate::reconciler::{PassReport, Reconciler};
+use crate::service::reconciler::{PassReport, Reconciler};
 use crate::service::{Clock, Services, Settings, token};
 use crate::store::{Store, StoreError};
 use axum::Router;
@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -120,17 +119,20 @@ fn kakaopay_client(config: &ServerConfig, builtin_base: &str) -> Result<Client, 
 /// one. Returns the key when it was generated now (to print it once).
 async fn ensure_api_key(
     config: &ServerConfig,
-    store: &Store,
+    services: &Services,
 ) -> Result<(String, bool), StartError> {
     let add = |key: String| async move {
-        store
+        services
             .add_api_key(
                 &format!("key_{}", token()),
                 &auth::hash_key(&key),
                 &key.chars().take(12).collect::<String>(),
-                crate::domain::Timestamp::now(),
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                crate::service::ServiceError::Store(s) => StartError::Store(s),
+                other => StartError::Config(other.to_string()),
+            })?;
         Ok::<_, StartError>(key)
     };
     if let Some(key) = &config.api_key {
@@ -194,25 +196,23 @@ async fn services(
 ) -> Result<Services, StartError> {
     let store = Store::connect_with(&database_url(config), config.database_max_connections).await?;
     let client = kakaopay_client(config, builtin_base)?;
-    Ok(Services {
+    Ok(Services::new(
         store,
-        kakaopay: Gateway::new(client, config.cid.clone(), metrics),
-        settings: Arc::new(Settings {
+        Gateway::new(client, config.cid.clone(), metrics),
+        Settings {
             public_url: public_url.to_owned(),
             unknown_grace: config.unknown_grace,
             kakaopay_timeout: config.kakaopay_timeout,
             payment_ttl: config.payment_ttl,
             instance: format!("inst_{}", token()),
-        }),
-        tasks: TaskTracker::new(),
-        resolvers: Default::default(),
+        },
         // A clock that tests can move exists only while KakaoPay is a sandbox.
-        clock: if config.kakaopay_is_sandbox() {
+        if config.kakaopay_is_sandbox() {
             Clock::test()
         } else {
             Clock::system()
         },
-    })
+    ))
 }
 
 impl Application {
@@ -270,7 +270,7 @@ impl Application {
         let builtin_base = format!("http://{reachable}/sandbox");
         let metrics = Arc::new(Metrics::default());
         let services = services(&config, &public_url, &builtin_base, Arc::clone(&metrics)).await?;
-        let (api_key, api_key_generated) = ensure_api_key(&config, &services.store).await?;
+        let (api_key, api_key_generated) = ensure_api_key(&config, &services).await?;
         let state = AppState {
             services: services.clone(),
             metrics,
@@ -383,7 +383,7 @@ impl Application {
                 "shutdown timeout: some background lookups were left to the next start's reconciler"
             );
         }
-        self.state.services.store.close().await;
+        self.state.services.close().await;
         served.map_err(StartError::Serve)
     }
 }
@@ -411,6 +411,6 @@ pub async fn reconcile_once(
         .await;
     services.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), services.tasks.wait()).await;
-    services.store.close().await;
+    services.close().await;
     Ok(report)
 }

@@ -5,8 +5,8 @@
 
 use super::AppState;
 use super::error::{ApiError, ErrorBody, parse_json};
-use crate::reconciler::Reconciler;
 use crate::service::ClockError;
+use crate::service::reconciler::Reconciler;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;

@@ -55,6 +55,16 @@ impl Services {
         Ok(self.store.idem_release(key, token).await?)
     }
 
+    /// Stores an API key's hash (idempotent).
+    pub(crate) async fn add_api_key(
+        &self,
+        id: &str,
+        hash: &str,
+        prefix: &str,
+    ) -> Result<(), ServiceError> {
+        Ok(self.store.add_api_key(id, hash, prefix, self.now()).await?)
+    }
+
     /// Whether an API key with this hash exists and is not revoked.
     pub(crate) async fn api_key_exists(&self, hash: &str) -> Result<bool, ServiceError> {
         Ok(self.store.api_key_valid(hash).await?)

@@ -7,6 +7,7 @@ mod approve;
 mod clock;
 mod create;
 mod keys;
+pub(crate) mod reconciler;
 mod refund;
 mod reports;
 pub(crate) mod resolve;
@@ -32,8 +33,8 @@ use tokio_util::task::TaskTracker;
 /// What the use cases need.
 #[derive(Clone, Debug)]
 pub(crate) struct Services {
-    /// The ledger.
-    pub(crate) store: Store,
+    /// The ledger: only the use cases (this module) touch it.
+    store: Store,
     /// KakaoPay.
     pub(crate) kakaopay: Gateway,
     /// Settings.
@@ -215,6 +216,18 @@ pub(crate) fn token() -> String {
 }
 
 impl Services {
+    /// The use cases over `store` and KakaoPay.
+    pub(crate) fn new(store: Store, kakaopay: Gateway, settings: Settings, clock: Clock) -> Self {
+        Self {
+            store,
+            kakaopay,
+            settings: Arc::new(settings),
+            tasks: TaskTracker::new(),
+            resolvers: Resolvers::default(),
+            clock,
+        }
+    }
+
     /// Now, by the server's clock.
     pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
@@ -242,6 +255,11 @@ impl Services {
     pub(crate) async fn events(&self, id: &PaymentId) -> Result<Vec<PaymentEvent>, ServiceError> {
         self.payment(id).await?;
         Ok(self.store.events(id).await?)
+    }
+
+    /// Closes the database, waiting for connections in use (shutdown).
+    pub(crate) async fn close(&self) {
+        self.store.close().await;
     }
 
     /// A round trip to the database (readiness).

@@ -3,7 +3,7 @@
 //! progress and result on this page.
 
 use super::{Admin, AdminState, CsrfForm, admin_page, payment_rows};
-use crate::reconciler::{PassReport, Reconciler};
+use crate::service::reconciler::{PassReport, Reconciler};
 use crate::web::layout::display_time;
 use axum::extract::{Form, State};
 use axum::response::{IntoResponse, Redirect, Response};

@@ -2,9 +2,9 @@
 //! a pending refund), leases them so that each is handled by one instance at a time, looks them up
 //! at KakaoPay and converges the ledger. `kpay reconcile` runs one pass by hand with a full report.
 
+use super::resolve::{LEASE, backoff, jittered, lease_token};
+use super::{ServiceError, Services, SyncReport, token};
 use crate::domain::Payment;
-use crate::service::resolve::{LEASE, backoff, jittered, lease_token};
-use crate::service::{ServiceError, Services, SyncReport, token};
 use crate::store::ReconcilerRun;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
