@@ -7,6 +7,7 @@ use kakaopay::{
 };
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 /// KakaoPay, for this merchant.
 #[derive(Clone, Debug)]
@@ -14,15 +15,36 @@ pub(crate) struct Gateway {
     client: Client,
     cid: Cid,
     metrics: Arc<Metrics>,
+    /// With a test clock: every call holds this shared while it is out, and moving the clock
+    /// takes it exclusively, so that no call is in flight while time jumps (a lookup right after
+    /// the jump must not judge a call that is still out by the new time).
+    calls: Option<Arc<RwLock<()>>>,
 }
 
 impl Gateway {
     /// Wraps a client.
-    pub(crate) fn new(client: Client, cid: Cid, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(client: Client, cid: Cid, metrics: Arc<Metrics>, test_clock: bool) -> Self {
         Self {
             client,
             cid,
             metrics,
+            calls: test_clock.then(|| Arc::new(RwLock::new(()))),
+        }
+    }
+
+    /// Waits until no call is in flight and holds new ones back until the guard is dropped
+    /// (only with a test clock; `None` otherwise).
+    pub(crate) async fn pause_calls(&self) -> Option<OwnedRwLockWriteGuard<()>> {
+        match &self.calls {
+            Some(gate) => Some(Arc::clone(gate).write_owned().await),
+            None => None,
+        }
+    }
+
+    async fn call_permit(&self) -> Option<OwnedRwLockReadGuard<()>> {
+        match &self.calls {
+            Some(gate) => Some(Arc::clone(gate).read_owned().await),
+            None => None,
         }
     }
     /// The merchant's CID.
@@ -41,6 +63,7 @@ impl Gateway {
 
     /// ready.
     pub(crate) async fn ready(&self, req: &ReadyRequest) -> Result<ReadyResponse, Error> {
+        let _permit = self.call_permit().await;
         let t = Instant::now();
         let r = self.client.ready(req).await;
         self.observe(Operation::Ready, t, &r);
@@ -48,6 +71,7 @@ impl Gateway {
     }
     /// approve.
     pub(crate) async fn approve(&self, req: &ApproveRequest) -> Result<ApproveResponse, Error> {
+        let _permit = self.call_permit().await;
         let t = Instant::now();
         let r = self.client.approve(req).await;
         self.observe(Operation::Approve, t, &r);
@@ -55,6 +79,7 @@ impl Gateway {
     }
     /// cancel.
     pub(crate) async fn cancel(&self, req: &CancelRequest) -> Result<CancelResponse, Error> {
+        let _permit = self.call_permit().await;
         let t = Instant::now();
         let r = self.client.cancel(req).await;
         self.observe(Operation::Cancel, t, &r);
@@ -62,6 +87,7 @@ impl Gateway {
     }
     /// Order lookup of `tid`.
     pub(crate) async fn order(&self, tid: &Tid) -> Result<OrderResponse, Error> {
+        let _permit = self.call_permit().await;
         let t = Instant::now();
         let r = self
             .client

@@ -196,9 +196,10 @@ async fn services(
 ) -> Result<Services, StartError> {
     let store = Store::connect_with(&database_url(config), config.database_max_connections).await?;
     let client = kakaopay_client(config, builtin_base)?;
+    let test_clock = config.kakaopay_is_sandbox();
     Ok(Services::new(
         store,
-        Gateway::new(client, config.cid.clone(), metrics),
+        Gateway::new(client, config.cid.clone(), metrics, test_clock),
         Settings {
             public_url: public_url.to_owned(),
             unknown_grace: config.unknown_grace,
@@ -207,7 +208,7 @@ async fn services(
             instance: format!("inst_{}", token()),
         },
         // A clock that tests can move exists only while KakaoPay is a sandbox.
-        if config.kakaopay_is_sandbox() {
+        if test_clock {
             Clock::test()
         } else {
             Clock::system()

@@ -31,21 +31,30 @@ async fn an_unpaid_payment_expires_when_the_clock_passes_its_15_minutes(
         "ready",
         "still payable at 14 minutes"
     );
-    let (status, _) = app
+    let (status, settled) = app
         .post("/api/v1/test/clock/advance", json!({"seconds": 2 * 60}))
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "{settled}");
+    assert_eq!(settled["still_due"], 0, "everything due has run: {settled}");
     let p = app.payment(id).await;
     assert_eq!(p["status"], "expired", "{p}");
     assert!(app.causes(id).await.contains(&"expired".to_owned()));
-    // Bad input names the field.
+    // Bad input names the field; 0 only brings the server level with the sandbox.
     let (status, err) = app
-        .post("/api/v1/test/clock/advance", json!({"seconds": 0}))
+        .post(
+            "/api/v1/test/clock/advance",
+            json!({"seconds": 400_000_000}),
+        )
         .await;
     assert_eq!(
         (status, err["error"]["field"].as_str()),
         (400, Some("seconds"))
     );
+    let (status, level) = app
+        .post("/api/v1/test/clock/advance", json!({"seconds": 0}))
+        .await;
+    assert_eq!(status, 200, "{level}");
+    assert!(level["now"].as_str().unwrap() >= settled["now"].as_str().unwrap());
     app.stop().await;
 }
 both_backends!(an_unpaid_payment_expires_when_the_clock_passes_its_15_minutes);
@@ -66,5 +75,32 @@ async fn with_a_real_kakaopay_there_is_no_test_clock() {
         .post("/api/v1/test/clock/advance", json!({"seconds": 60}))
         .await;
     assert_eq!(status, 404);
+    app.stop().await;
+}
+
+/// The sandbox's clock is the reference: a server whose clock fell behind it (a move whose answer
+/// was lost, a restart) is brought level by the next advance, even one of 0 seconds.
+#[tokio::test]
+async fn the_server_catches_up_with_the_sandbox() {
+    let app = TestApp::spawn(Backend::Sqlite, Generation::Open).await;
+    let (_, before) = app.get("/api/v1/test/clock").await;
+    // Only the sandbox moves (as when the server's part of a move was lost).
+    let (status, _) = app
+        .sandbox("/clock/advance", Some(json!({"seconds": 3 * 86_400})))
+        .await;
+    assert_eq!(status, 200);
+    let (status, level) = app
+        .post("/api/v1/test/clock/advance", json!({"seconds": 0}))
+        .await;
+    assert_eq!(status, 200, "{level}");
+    let day = |v: &serde_json::Value| v["now"].as_str().unwrap()[..10].to_owned();
+    let moved = chrono::DateTime::parse_from_rfc3339(level["now"].as_str().unwrap()).unwrap()
+        - chrono::DateTime::parse_from_rfc3339(before["now"].as_str().unwrap()).unwrap();
+    assert!(
+        moved.num_seconds() >= 3 * 86_400 - 2,
+        "{} → {}",
+        day(&before),
+        day(&level)
+    );
     app.stop().await;
 }

@@ -263,7 +263,7 @@ mod tests {
     fn any_cadence() -> impl Strategy<Value = Cadence> {
         (
             proptest::sample::select(<Interval as strum::VariantArray>::VARIANTS),
-            1i64..=12,
+            1i64..=i64::from(Cadence::MAX_COUNT),
         )
             .prop_map(|(i, c)| Cadence::new(i, c).unwrap())
     }

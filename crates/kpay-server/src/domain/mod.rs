@@ -25,8 +25,8 @@ pub use money::{Amounts, AmountsError, RefundError, RefundPlan, RefundRequest, p
 pub use payment::{Channel, EXPIRY_CHECK_DELAY, Failure, Payment, PaymentChange, Redirects};
 pub use refund::{Refund, RefundAid};
 pub use subscription::{
-    DunningSchedule, DunningScheduleError, Refusal, SubscriptionEvent, SubscriptionStatus,
-    SubscriptionTransitionError, refusal, subscription_transition,
+    ChargeFailure, DunningSchedule, DunningScheduleError, SubscriptionEvent, SubscriptionStatus,
+    SubscriptionTransitionError, charge_failure, subscription_transition,
 };
 pub use time::Timestamp;
 pub(crate) use time::kst;

@@ -3,11 +3,17 @@
 //! [`subscription_transition`] decides with a conditional update.
 //!
 //! ```text
-//!  incomplete ──buyer approves──▶ active ◀──────── charge succeeds ────────┐
-//!      │                           │  └─renewal refused─▶ past_due ──retry─┤
-//!      └──never finished──▶ incomplete_expired   │        │  └─retries spent / hard refusal─▶ unpaid
-//!                                     cancel / SID inactive at KakaoPay ──▶ canceled ◀── (any live state)
+//!  incomplete ──buyer approves──▶ active ◀──── the current period is charged ────┐
+//!      │                           │  └─renewal refused (soft)─▶ past_due ──retry─┤
+//!      └──never finished──▶ incomplete_expired   │                 └─retries spent─▶ unpaid
+//!                                  └─refused for good (hard)───────────────────────▶ unpaid
+//!  canceled ◀── cancel now / at the period's end / dunning's final step / a lookup finds the SID inactive
 //! ```
+//!
+//! Decided where the spec is silent: a hard refusal (-750, -751, -753) goes to `unpaid` at once
+//! (no retry can succeed, so `past_due` would promise one); an `unpaid` subscription is not renewed
+//! any more (only an extra charge or a cancel moves it); a charge for an earlier period changes no
+//! status ("active for the period it paid").
 
 use std::fmt;
 use std::time::Duration;
@@ -59,13 +65,16 @@ pub enum SubscriptionEvent {
     Registered,
     /// The registration's time ran out.
     RegistrationExpired,
-    /// A charge for a period succeeded.
-    Charged,
+    /// The current period was charged.
+    ChargedCurrent,
+    /// An earlier period was charged late (a retry that finally went through): no status change.
+    ChargedEarlier,
     /// A renewal was refused; it will be retried.
     RenewalFailed,
     /// A renewal was refused for good, or its retries are spent.
     RetriesExhausted,
-    /// Canceled now, at the period's end, by dunning's final step, or found inactive at KakaoPay.
+    /// Canceled now, at the period's end, by dunning's final step, or a lookup found the SID
+    /// inactive at KakaoPay.
     Canceled,
 }
 
@@ -90,7 +99,8 @@ pub fn subscription_transition(
         (S::Incomplete, E::Registered) => S::Active,
         (S::Incomplete, E::RegistrationExpired) => S::IncompleteExpired,
         // A success returns a failing subscription to active for the period it paid.
-        (S::Active | S::PastDue | S::Unpaid, E::Charged) => S::Active,
+        (S::Active | S::PastDue | S::Unpaid, E::ChargedCurrent) => S::Active,
+        (S::Active | S::PastDue | S::Unpaid, E::ChargedEarlier) => from,
         (S::Active | S::PastDue, E::RenewalFailed) => S::PastDue,
         (S::Active | S::PastDue, E::RetriesExhausted) => S::Unpaid,
         (S::Incomplete | S::Active | S::PastDue | S::Unpaid, E::Canceled) => S::Canceled,
@@ -127,24 +137,26 @@ impl DunningSchedule {
         )
     }
 
-    /// Parses `1d,3d,5d,7d` (also `h`, `m`, `s`).
+    /// The latest retry: a year after the first failure.
+    pub const MAX_OFFSET: Duration = Duration::from_secs(366 * 86_400);
+
+    /// Parses `1d,3d,5d,7d` (also `h`, `m`, `s`), each at most a year.
     pub fn parse(s: &str) -> Result<Self, DunningScheduleError> {
         let mut out: Vec<Duration> = Vec::new();
         for raw in s.split(',').map(str::trim) {
-            let (n, unit) = raw.split_at(raw.len().saturating_sub(1));
-            let secs = match unit {
-                "d" => 86_400,
-                "h" => 3_600,
-                "m" => 60,
-                "s" => 1,
-                _ => return Err(DunningScheduleError::Entry(raw.to_owned())),
-            };
-            let n: u64 = n
-                .parse()
+            let entry = || DunningScheduleError::Entry(raw.to_owned());
+            let (n, secs) = [("d", 86_400u64), ("h", 3_600), ("m", 60), ("s", 1)]
+                .into_iter()
+                .find_map(|(unit, secs)| raw.strip_suffix(unit).map(|n| (n, secs)))
+                .ok_or_else(entry)?;
+            let d = n
+                .parse::<u64>()
                 .ok()
-                .filter(|n| *n > 0 && *n <= 365 * 86_400)
-                .ok_or_else(|| DunningScheduleError::Entry(raw.to_owned()))?;
-            let d = Duration::from_secs(n * secs);
+                .filter(|n| *n > 0)
+                .and_then(|n| n.checked_mul(secs))
+                .map(Duration::from_secs)
+                .filter(|d| *d <= Self::MAX_OFFSET)
+                .ok_or_else(entry)?;
             if out.last().is_some_and(|last| *last >= d) {
                 return Err(DunningScheduleError::NotIncreasing(raw.to_owned()));
             }
@@ -188,24 +200,47 @@ impl fmt::Display for DunningSchedule {
     }
 }
 
-/// What a refused charge means for the subscription.
+/// What a failed charge means for the subscription.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// May succeed later (the buyer's account is locked for a while, a card problem, KakaoPay
-    /// trouble): retried on the dunning schedule.
+pub enum ChargeFailure {
+    /// It may have been charged (a timeout, a reset, a 5xx, KakaoPay's "duplicate request"): a
+    /// state resolved by the subscription status lookup, never retried blindly.
+    Unknown,
+    /// The buyer's side may succeed later (account locked for a while, a card problem, a connection
+    /// that never reached KakaoPay): retried on the dunning schedule.
     Soft,
     /// No retry can succeed (the SID does not exist, is inactive, or belongs to another user):
     /// dunning stops at once.
     Hard,
+    /// The merchant's configuration is refused (CID, its secret, IP, domain, limits): not the
+    /// buyer's failure — nothing moves, the operator is told.
+    Merchant,
 }
 
-/// How KakaoPay's refusal of a charge is handled: -750 (unknown SID), -751 (inactive SID) and
-/// -753 (user mismatch) are hard; everything else KakaoPay refuses with is soft.
-pub fn refusal(code: kakaopay::ErrorCode) -> Refusal {
+/// How a failed `/subscription` charge is handled.
+pub fn charge_failure(e: &kakaopay::Error) -> ChargeFailure {
     use kakaopay::ErrorCode as C;
-    match code {
-        C::SidNotFound | C::SidInactive | C::SidUserMismatch => Refusal::Hard,
-        _ => Refusal::Soft,
+    if e.may_have_applied() {
+        return ChargeFailure::Unknown;
+    }
+    match e.code() {
+        Some(C::SidNotFound | C::SidInactive | C::SidUserMismatch) => ChargeFailure::Hard,
+        Some(C::ApprovalFailed | C::SubscriptionFailed | C::SidMonthlyLimit) => ChargeFailure::Soft,
+        Some(
+            C::InvalidCid
+            | C::InvalidCidSecret
+            | C::InvalidGid
+            | C::InvalidMerchantApp
+            | C::IpNotAllowed
+            | C::DomainMismatch
+            | C::OverTransactionLimit
+            | C::InvalidParameter
+            | C::InvalidHeader,
+        ) => ChargeFailure::Merchant,
+        // Never reached KakaoPay (refused to connect): nothing happened, try again later.
+        None if e.is_retryable() => ChargeFailure::Soft,
+        // Anything else KakaoPay refuses with, conservatively: retried, bounded by the schedule.
+        _ => ChargeFailure::Soft,
     }
 }
 
@@ -222,23 +257,23 @@ mod tests {
         let mut s = S::Incomplete;
         for (e, want) in [
             (E::Registered, S::Active),
-            (E::Charged, S::Active),
+            (E::ChargedCurrent, S::Active),
             (E::RenewalFailed, S::PastDue),
             (E::RenewalFailed, S::PastDue),
-            (E::Charged, S::Active),
+            (E::ChargedCurrent, S::Active),
             (E::RenewalFailed, S::PastDue),
             (E::RetriesExhausted, S::Unpaid),
-            (E::Charged, S::Active),
+            (E::ChargedCurrent, S::Active),
             (E::Canceled, S::Canceled),
         ] {
             s = subscription_transition(s, e).unwrap();
             assert_eq!(s, want, "{e:?}");
         }
         assert_eq!(
-            subscription_transition(S::Canceled, E::Charged)
+            subscription_transition(S::Canceled, E::ChargedCurrent)
                 .unwrap_err()
                 .to_string(),
-            "a subscription that is canceled cannot take the event charged"
+            "a subscription that is canceled cannot take the event charged_current"
         );
     }
 
@@ -253,26 +288,63 @@ mod tests {
             DunningSchedule::parse("30s,2m,1h").unwrap().to_string(),
             "30s,2m,1h"
         );
-        for bad in ["", "3", "1d,1d", "2d,1d", "0d", "1w", "x d"] {
+        for bad in [
+            "",
+            "3",
+            "1d,1d",
+            "2d,1d",
+            "0d",
+            "1w",
+            "x d",
+            "3일",
+            "31536000d",
+            "-1d",
+        ] {
             assert!(DunningSchedule::parse(bad).is_err(), "{bad:?}");
         }
     }
 
-    #[test]
-    fn refusals_that_no_retry_can_fix_are_hard() {
-        use kakaopay::ErrorCode as C;
-        for c in [C::SidNotFound, C::SidInactive, C::SidUserMismatch] {
-            assert_eq!(refusal(c), Refusal::Hard);
+    fn refused(status: u16, code: i64) -> kakaopay::Error {
+        kakaopay::Error::Api {
+            operation: kakaopay::Operation::Subscription,
+            error: Box::new(kakaopay::ApiError {
+                status,
+                code: kakaopay::ErrorCode::from_code(code),
+                message: "no".into(),
+                method_result_code: None,
+                method_result_message: None,
+            }),
         }
-        assert_eq!(refusal(C::SubscriptionFailed), Refusal::Soft);
-        assert_eq!(refusal(C::ApprovalFailed), Refusal::Soft);
+    }
+
+    #[test]
+    fn charge_failures_are_classified() {
+        assert_eq!(charge_failure(&refused(400, -751)), ChargeFailure::Hard);
+        assert_eq!(charge_failure(&refused(400, -750)), ChargeFailure::Hard);
+        assert_eq!(charge_failure(&refused(400, -753)), ChargeFailure::Hard);
+        assert_eq!(charge_failure(&refused(400, -731)), ChargeFailure::Merchant);
+        assert_eq!(charge_failure(&refused(400, -798)), ChargeFailure::Merchant);
+        assert_eq!(charge_failure(&refused(400, -752)), ChargeFailure::Soft);
+        // May have charged: looked up, never retried blindly.
+        assert_eq!(charge_failure(&refused(500, -1)), ChargeFailure::Unknown);
+        assert_eq!(charge_failure(&refused(400, -785)), ChargeFailure::Unknown);
+    }
+
+    #[test]
+    fn a_late_charge_for_an_earlier_period_changes_nothing() {
+        use SubscriptionEvent as E;
+        use SubscriptionStatus as S;
+        for s in [S::Active, S::PastDue, S::Unpaid] {
+            assert_eq!(subscription_transition(s, E::ChargedEarlier), Ok(s));
+            assert_eq!(subscription_transition(s, E::ChargedCurrent), Ok(S::Active));
+        }
     }
 
     proptest! {
         /// No event sequence leaves the machine, final states take nothing, and a refused event
         /// says which status and event it refused.
         #[test]
-        fn random_sequences_stay_legal(events in proptest::collection::vec(0usize..6, 0..40)) {
+        fn random_sequences_stay_legal(events in proptest::collection::vec(0usize..7, 0..40)) {
             let mut s = SubscriptionStatus::Incomplete;
             for i in events {
                 let e = SubscriptionEvent::VARIANTS[i];

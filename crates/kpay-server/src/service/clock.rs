@@ -68,6 +68,20 @@ impl Clock {
     }
 }
 
+impl Clock {
+    /// Moves a test clock forward to `at` if it is behind it (never back): the sandbox's clock
+    /// is the reference, so that a move it made whose answer was lost, or that happened before
+    /// this process started, is caught up with.
+    pub(crate) fn catch_up(&self, at: Timestamp) -> Result<Timestamp, ClockError> {
+        let now = self.now();
+        if at > now {
+            self.advance(at.since(now))
+        } else {
+            Ok(now)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +109,12 @@ mod tests {
             Err(ClockError::NotATestClock)
         );
         assert!(!system.is_test() && clock.is_test());
+        let ahead = clock.now().plus(Duration::from_secs(3600));
+        assert!(clock.catch_up(ahead).unwrap() >= ahead);
+        let now = clock.now();
+        assert!(
+            clock.catch_up(now.minus(Duration::from_secs(60))).unwrap() >= now,
+            "never back"
+        );
     }
 }

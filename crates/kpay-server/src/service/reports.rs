@@ -118,6 +118,11 @@ impl Services {
             .collect())
     }
 
+    /// How many payments have a lookup due at `at`.
+    pub(crate) async fn due_count(&self, at: Timestamp) -> Result<u64, ServiceError> {
+        Ok(self.store.due_count(at).await?)
+    }
+
     /// The latest reconciler run (automatic or started by hand).
     pub(crate) async fn last_reconciler_run(&self) -> Result<Option<ReconcilerRun>, ServiceError> {
         Ok(self.store.last_run().await?)

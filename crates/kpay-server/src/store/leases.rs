@@ -71,6 +71,17 @@ impl Store {
         })
     }
 
+    /// How many payments have a lookup due at `at`.
+    pub async fn due_count(&self, at: Timestamp) -> Result<u64, StoreError> {
+        let (n,): (i64,) = super::read!(self, pool => sqlx::query_as(
+            "SELECT COUNT(*) FROM payments WHERE next_check_at IS NOT NULL AND next_check_at <= $1",
+        )
+        .bind(at.millis())
+        .fetch_one(pool)
+        .await)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Gives a lease back.
     pub async fn release(&self, id: &PaymentId, owner: &str) -> Result<(), StoreError> {
         write!(self, [id, owner], |conn| {
