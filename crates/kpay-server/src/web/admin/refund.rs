@@ -100,21 +100,34 @@ fn refused(lang: Lang, e: &ServiceError) -> String {
     }
 }
 
+/// What both steps start with: the CSRF check and the form parsed; else the page to answer.
+async fn checked(
+    s: &AdminState,
+    a: &Admin,
+    id: &str,
+    form: &RefundForm,
+) -> Result<(Amount, Option<Payload>), Response> {
+    if let Some(r) = super::csrf_refused(s, a, &form.csrf) {
+        return Err(r);
+    }
+    match parse(a.lang, form) {
+        Ok(v) => Ok(v),
+        Err(msg) => Err(refund_error(s, a, id, msg, (&form.amount, &form.reason)).await),
+    }
+}
+
 pub(super) async fn refund_confirm(
     State(s): State<AdminState>,
     a: Admin,
     Path(id): Path<String>,
     Form(form): Form<RefundForm>,
 ) -> Response {
-    if let Some(r) = super::csrf_refused(&s, &a, &form.csrf) {
-        return r;
-    }
+    let (amount, _) = match checked(&s, &a, &id, &form).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
     let lang = a.lang;
     let values = (form.amount.as_str(), form.reason.as_str());
-    let (amount, _) = match parse(lang, &form) {
-        Ok(v) => v,
-        Err(msg) => return refund_error(&s, &a, &id, msg, values).await,
-    };
     let Ok(pid) = PaymentId::parse(&id) else {
         return refund_error(&s, &a, &id, "not found", values).await;
     };
@@ -157,15 +170,12 @@ pub(super) async fn refund_do(
     Path(id): Path<String>,
     Form(form): Form<RefundForm>,
 ) -> Response {
-    if let Some(r) = super::csrf_refused(&s, &a, &form.csrf) {
-        return r;
-    }
+    let (amount, reason) = match checked(&s, &a, &id, &form).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
     let lang = a.lang;
     let values = (form.amount.as_str(), form.reason.as_str());
-    let (amount, reason) = match parse(lang, &form) {
-        Ok(v) => v,
-        Err(msg) => return refund_error(&s, &a, &id, msg, values).await,
-    };
     let expected = form
         .expected_cancelable
         .as_deref()
