@@ -17,7 +17,8 @@ pub struct IdError {
 const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 const TAIL: usize = 20;
 
-fn random_tail() -> String {
+/// 20 random lower-case letters and digits (ids, and the server's other random tokens).
+pub(crate) fn random_tail() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     (0..TAIL)

@@ -16,6 +16,7 @@ mod time;
 
 pub use billing::{Cadence, CadenceError, Interval, Period, period, period_at, period_start};
 pub use event::{Cause, Detail, FailureCode, PaymentEvent};
+pub(crate) use ids::random_tail;
 pub use ids::{IdError, PaymentId, RefundId};
 pub use machine::{
     Event, PaymentStatus, RefundStatus, Remote, TransitionError, reconcile, refund_event,

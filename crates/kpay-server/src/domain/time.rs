@@ -9,9 +9,9 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(DateTime<Utc>);
 
-/// Korea Standard Time (UTC+9, no daylight saving).
+/// Korea Standard Time (UTC+9, no daylight saving): the client's, so that both agree.
 pub(crate) fn kst() -> FixedOffset {
-    FixedOffset::east_opt(9 * 3600).unwrap_or_else(|| unreachable!("+09:00 is a valid offset"))
+    kakaopay::KstDateTime::offset()
 }
 
 impl Timestamp {

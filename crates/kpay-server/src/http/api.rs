@@ -4,7 +4,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody, parse_json};
 use super::views::{EventList, EventView, PaymentPage, PaymentView, RefundView};
 use crate::domain::{Amounts, Channel, PaymentId, PaymentStatus, RefundStatus, Timestamp};
-use crate::service::{CreatePayment, IdempotencyKey, RefundInput, ServiceError};
+use crate::service::{CreatePayment, IdempotencyKey, RefundInput};
 use crate::store::ListFilter;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -17,7 +17,7 @@ use serde::Deserialize;
 /// A payment id from the path. Text that is not a payment id names no payment: 404, like an
 /// unknown one.
 pub(crate) fn payment_id(id: &str) -> Result<PaymentId, ApiError> {
-    PaymentId::parse(id).map_err(|_| ApiError::from(ServiceError::NotFound(id.to_owned())))
+    crate::service::payment_id(id).map_err(ApiError::from)
 }
 
 /// Body of `POST /api/v1/payments`.

@@ -207,12 +207,13 @@ impl ServiceError {
 
 /// A random token: 20 lower-case letters and digits (locks, lease owners, run ids).
 pub(crate) fn token() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut rng = rand::rng();
-    (0..20)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
+    crate::domain::random_tail()
+}
+
+/// A payment id from a URL. Text that is not a payment id names no payment: not found, like an
+/// unknown one.
+pub(crate) fn payment_id(id: &str) -> Result<PaymentId, ServiceError> {
+    PaymentId::parse(id).map_err(|_| ServiceError::NotFound(id.to_owned()))
 }
 
 impl Services {

@@ -2,9 +2,9 @@
 //! answers with a result page, or a 303 to the payment's `return_url` with `payment_id` and
 //! `status` appended.
 
-use crate::domain::{Payment, PaymentId};
+use crate::domain::Payment;
 use crate::http::AppState;
-use crate::service::ServiceError;
+use crate::service::{ServiceError, payment_id};
 use crate::web::result::result_page;
 use axum::Json;
 use axum::Router;
@@ -78,8 +78,9 @@ pub(crate) async fn approve(
             "결제 인증 정보(pg_token)가 없거나 올바르지 않습니다.",
         );
     };
-    let Ok(id) = PaymentId::parse(&id) else {
-        return failure(ServiceError::NotFound(id));
+    let id = match payment_id(&id) {
+        Ok(id) => id,
+        Err(e) => return failure(e),
     };
     match state.services.approve_callback(&id, token).await {
         Ok(p) => answer(&p),
@@ -100,8 +101,9 @@ pub(crate) async fn fail(State(state): State<AppState>, Path(id): Path<String>) 
 }
 
 async fn abandon(state: &AppState, id: &str) -> Response {
-    let Ok(id) = PaymentId::parse(id) else {
-        return failure(ServiceError::NotFound(id.to_owned()));
+    let id = match payment_id(id) {
+        Ok(id) => id,
+        Err(e) => return failure(e),
     };
     match state.services.sync_from_callback(&id).await {
         Ok(p) => answer(&p),
@@ -111,8 +113,9 @@ async fn abandon(state: &AppState, id: &str) -> Response {
 
 /// `GET /pay/{id}`: the buyer's view of a payment.
 pub(crate) async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let Ok(id) = PaymentId::parse(&id) else {
-        return failure(ServiceError::NotFound(id));
+    let id = match payment_id(&id) {
+        Ok(id) => id,
+        Err(e) => return failure(e),
     };
     match state.services.payment(&id).await {
         Ok(p) => Html(result_page(&p, "/").into_string()).into_response(),
@@ -122,9 +125,9 @@ pub(crate) async fn show(State(state): State<AppState>, Path(id): Path<String>) 
 
 /// `GET /pay/{id}/status`: `{"id","status"}` for the pages' polling.
 pub(crate) async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let found = match PaymentId::parse(&id) {
+    let found = match payment_id(&id) {
         Ok(id) => state.services.payment(&id).await,
-        Err(_) => Err(ServiceError::NotFound(id)),
+        Err(e) => Err(e),
     };
     match found {
         Ok(p) => Json(json!({"id": p.id, "status": p.status})).into_response(),

@@ -2,9 +2,9 @@
 //! timeline, the refund form, a lookup at KakaoPay).
 
 use super::{Admin, AdminState, CsrfForm, admin_page, payment_rows, status_badge, status_label};
-use crate::domain::{PaymentId, PaymentStatus, RefundStatus};
+use crate::domain::{PaymentStatus, RefundStatus};
 use crate::http::api::{ListQuery, list_filter};
-use crate::service::ServiceError;
+use crate::service::{ServiceError, payment_id};
 use crate::web::layout::{display_time, won};
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -106,9 +106,9 @@ pub(super) async fn payment_markup(
     form_values: (&str, &str),
 ) -> Result<Markup, Response> {
     let lang = a.lang;
-    let found = match PaymentId::parse(id) {
+    let found = match payment_id(id) {
         Ok(id) => s.services.payment_with_refunds(&id).await,
-        Err(_) => Err(ServiceError::NotFound(id.to_owned())),
+        Err(e) => Err(e),
     };
     let (p, refunds) = match found {
         Ok(found) => found,
@@ -231,9 +231,9 @@ pub(super) async fn sync(
     if let Some(r) = super::csrf_refused(&s, &a, &form.csrf) {
         return r;
     }
-    let synced = match PaymentId::parse(&id) {
+    let synced = match payment_id(&id) {
         Ok(pid) => s.services.sync(&pid).await.map(|_| ()),
-        Err(_) => Err(ServiceError::NotFound(id.clone())),
+        Err(e) => Err(e),
     };
     match synced {
         Ok(_) => Redirect::to(&format!("/admin/payments/{id}?done=synced")).into_response(),
