@@ -51,6 +51,7 @@ fn record(p: &crate::state::Payment) -> serde_json::Value {
         "status": p.status,
         "partner_order_id": p.partner_order_id.as_str(),
         "partner_user_id": p.partner_user_id.as_str(),
+        "sid": p.sid,
         "amount": parts(&p.amount),
         "canceled": parts(&p.canceled),
         "actions": p.actions.iter().map(|a| json!({

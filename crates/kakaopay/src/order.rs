@@ -47,6 +47,9 @@ pub struct OrderResponse {
     /// `CARD` or `MONEY`, once chosen.
     #[serde(default)]
     pub payment_method_type: Option<PaymentMethodType>,
+    /// The SID a subscription CID's approval issued (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<crate::Sid>,
     /// The payment's amounts.
     #[serde(default)]
     pub amount: Option<AmountBreakdown>,

@@ -1,6 +1,7 @@
 //! Configuration, read once at start (flags and environment, parsed by the `kpay` binary) and
 //! printed redacted.
 
+use crate::domain::{DunningFinal, DunningSchedule};
 use kakaopay::{Cid, Generation};
 use secrecy::SecretString;
 use std::fmt;
@@ -17,6 +18,12 @@ pub mod defaults {
     pub const DATA_DIR: &str = "kpay-data";
     /// `--cid`: KakaoPay's test merchant code for single payments.
     pub const CID: &str = "TC0ONETIME";
+    /// `--subscription-cid`: KakaoPay's test merchant code for subscriptions.
+    pub const SUBSCRIPTION_CID: &str = "TCSUBSCRIP";
+    /// `--dunning-schedule`: retries after a renewal's first refusal.
+    pub const DUNNING_SCHEDULE: &str = "1d,3d,5d,7d";
+    /// `--renewal-concurrency`: subscription charges one instance has out at once.
+    pub const RENEWAL_CONCURRENCY: usize = 32;
     /// `--reconcile-interval`, seconds.
     pub const RECONCILE_INTERVAL_SECS: u64 = 5;
     /// `--unknown-grace`, seconds.
@@ -48,6 +55,18 @@ pub struct ServerConfig {
     pub admin_key: Option<SecretString>,
     /// Merchant code.
     pub cid: Cid,
+    /// Merchant code for subscriptions.
+    pub subscription_cid: Cid,
+    /// When refused renewals are retried.
+    pub dunning_schedule: DunningSchedule,
+    /// What a subscription becomes when dunning gives up.
+    pub dunning_final: DunningFinal,
+    /// Subscription charges out at once (per instance).
+    pub renewal_concurrency: usize,
+    /// The key that seals SIDs at rest (`KPAY_ENCRYPTION_KEY`, 64 hex digits); `None`: generated
+    /// once into `<data-dir>/encryption.key` (mode 0600). Several instances on one database must
+    /// share it.
+    pub encryption_key: Option<SecretString>,
     /// The merchant API key; `None`: generated on first start and kept in the data directory.
     pub api_key: Option<SecretString>,
     /// The base browsers reach (`http://<listen>`).
@@ -86,6 +105,12 @@ impl ServerConfig {
             secret_key: None,
             admin_key: None,
             cid: Cid::parse(defaults::CID).unwrap_or_else(|_| unreachable!("a valid CID literal")),
+            subscription_cid: Cid::parse(defaults::SUBSCRIPTION_CID)
+                .unwrap_or_else(|_| unreachable!("a valid CID literal")),
+            dunning_schedule: DunningSchedule::standard(),
+            dunning_final: DunningFinal::Unpaid,
+            renewal_concurrency: defaults::RENEWAL_CONCURRENCY,
+            encryption_key: None,
             api_key: None,
             public_url: None,
             reconcile_interval: Duration::from_secs(defaults::RECONCILE_INTERVAL_SECS),
@@ -138,6 +163,10 @@ impl fmt::Debug for ServerConfig {
             .field("secret_key", &redacted(&self.secret_key))
             .field("admin_key", &redacted(&self.admin_key))
             .field("cid", &self.cid.as_str())
+            .field("subscription_cid", &self.subscription_cid.as_str())
+            .field("dunning_schedule", &self.dunning_schedule.to_string())
+            .field("dunning_final", &self.dunning_final)
+            .field("encryption_key", &redacted(&self.encryption_key))
             .field("api_key", &redacted(&self.api_key))
             .field("public_url", &self.public_url)
             .field("reconcile_interval", &self.reconcile_interval)

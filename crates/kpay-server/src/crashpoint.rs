@@ -12,10 +12,12 @@
 use std::sync::OnceLock;
 
 /// The points a test may arm.
-pub(crate) const POINTS: [&str; 3] = [
+pub(crate) const POINTS: [&str; 5] = [
     "create.after_insert",
     "approve.after_kakaopay",
     "refund.after_kakaopay",
+    "renewal.after_claim",
+    "renewal.after_kakaopay",
 ];
 
 static ARMED: OnceLock<&'static str> = OnceLock::new();

@@ -3,7 +3,8 @@
 use crate::metrics::Metrics;
 use kakaopay::{
     ApproveRequest, ApproveResponse, CancelRequest, CancelResponse, Cid, Client, Error, Operation,
-    OrderRequest, OrderResponse, ReadyRequest, ReadyResponse, Tid,
+    OrderRequest, OrderResponse, ReadyRequest, ReadyResponse, Sid, SidRequest,
+    SubscriptionInactiveResponse, SubscriptionRequest, SubscriptionStatusResponse, Tid,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,6 +15,7 @@ use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 pub(crate) struct Gateway {
     client: Client,
     cid: Cid,
+    subscription_cid: Cid,
     metrics: Arc<Metrics>,
     /// With a test clock: every call holds this shared while it is out, and moving the clock
     /// takes it exclusively, so that no call is in flight while time jumps (a lookup right after
@@ -23,10 +25,16 @@ pub(crate) struct Gateway {
 
 impl Gateway {
     /// Wraps a client.
-    pub(crate) fn new(client: Client, cid: Cid, metrics: Arc<Metrics>, test_clock: bool) -> Self {
+    pub(crate) fn new(
+        client: Client,
+        cids: (Cid, Cid),
+        metrics: Arc<Metrics>,
+        test_clock: bool,
+    ) -> Self {
         Self {
             client,
-            cid,
+            cid: cids.0,
+            subscription_cid: cids.1,
             metrics,
             calls: test_clock.then(|| Arc::new(RwLock::new(()))),
         }
@@ -50,6 +58,14 @@ impl Gateway {
     /// The merchant's CID.
     pub(crate) fn cid(&self) -> &Cid {
         &self.cid
+    }
+    /// The metrics.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    /// The merchant's subscription CID.
+    pub(crate) fn subscription_cid(&self) -> &Cid {
+        &self.subscription_cid
     }
     /// The base URL calls go to.
     pub(crate) fn base_url(&self) -> &str {
@@ -85,15 +101,56 @@ impl Gateway {
         self.observe(Operation::Cancel, t, &r);
         r
     }
-    /// Order lookup of `tid`.
-    pub(crate) async fn order(&self, tid: &Tid) -> Result<OrderResponse, Error> {
+    /// Order lookup of `tid`, made with `cid`.
+    pub(crate) async fn order(&self, cid: &Cid, tid: &Tid) -> Result<OrderResponse, Error> {
         let _permit = self.call_permit().await;
         let t = Instant::now();
         let r = self
             .client
-            .order(&OrderRequest::new(self.cid.clone(), tid.clone()))
+            .order(&OrderRequest::new(cid.clone(), tid.clone()))
             .await;
         self.observe(Operation::Order, t, &r);
+        r
+    }
+    /// A subscription charge.
+    pub(crate) async fn subscription(
+        &self,
+        req: &SubscriptionRequest,
+    ) -> Result<ApproveResponse, Error> {
+        let _permit = self.call_permit().await;
+        let t = Instant::now();
+        let r = self.client.subscription(req).await;
+        self.observe(Operation::Subscription, t, &r);
+        r
+    }
+    /// Inactivates a SID.
+    pub(crate) async fn inactivate(
+        &self,
+        cid: &Cid,
+        sid: Sid,
+    ) -> Result<SubscriptionInactiveResponse, Error> {
+        let _permit = self.call_permit().await;
+        let t = Instant::now();
+        let r = self
+            .client
+            .inactivate_subscription(&SidRequest::new(cid.clone(), sid))
+            .await;
+        self.observe(Operation::SubscriptionInactive, t, &r);
+        r
+    }
+    /// A SID's status.
+    pub(crate) async fn subscription_status(
+        &self,
+        cid: &Cid,
+        sid: Sid,
+    ) -> Result<SubscriptionStatusResponse, Error> {
+        let _permit = self.call_permit().await;
+        let t = Instant::now();
+        let r = self
+            .client
+            .subscription_status(&SidRequest::new(cid.clone(), sid))
+            .await;
+        self.observe(Operation::SubscriptionStatus, t, &r);
         r
     }
 }

@@ -19,6 +19,7 @@ pub(crate) mod metrics;
 pub(crate) mod service;
 pub(crate) mod startup;
 pub mod store;
+pub mod vault;
 pub(crate) mod web;
 
 pub use config::ServerConfig;

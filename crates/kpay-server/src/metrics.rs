@@ -45,6 +45,14 @@ pub(crate) struct Metrics {
     kakaopay_errors: Family<ErrorLabels, Counter>,
     payments: Family<StatusLabels, Gauge>,
     http_requests: Family<HttpLabels, Counter>,
+    subscriptions: Family<StatusLabels, Gauge>,
+    renewals: Family<OutcomeLabels, Counter>,
+    unknown_charges: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -79,12 +87,33 @@ impl Default for Metrics {
             "HTTP requests by route and status",
             http_requests.clone(),
         );
+        let subscriptions = Family::<StatusLabels, Gauge>::default();
+        let renewals = Family::<OutcomeLabels, Counter>::default();
+        let unknown_charges = Gauge::default();
+        registry.register(
+            "kpay_subscriptions",
+            "Subscriptions by status",
+            subscriptions.clone(),
+        );
+        registry.register(
+            "kpay_subscription_charges",
+            "Subscription charge outcomes (succeeded, failed, retry_scheduled: a dunning retry planned)",
+            renewals.clone(),
+        );
+        registry.register(
+            "kpay_subscription_charges_open",
+            "Subscription charges pending or unknown (lost answers awaiting a status lookup)",
+            unknown_charges.clone(),
+        );
         Self {
             registry,
             kakaopay_latency,
             kakaopay_errors,
             payments,
             http_requests,
+            subscriptions,
+            renewals,
+            unknown_charges,
         }
     }
 }
@@ -134,6 +163,33 @@ impl Metrics {
                 })
                 .set(n);
         }
+    }
+
+    /// Counts one subscription charge outcome.
+    pub(crate) fn renewal(&self, outcome: &str) {
+        self.renewals
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sets the subscriptions-by-status gauge and the open charges.
+    pub(crate) fn set_subscription_counts(&self, counts: &[(String, i64)], open: i64) {
+        use strum::VariantArray;
+        for status in crate::domain::SubscriptionStatus::VARIANTS {
+            let name: &str = status.into();
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == name)
+                .map_or(0, |(_, n)| *n);
+            self.subscriptions
+                .get_or_create(&StatusLabels {
+                    status: name.to_owned(),
+                })
+                .set(n);
+        }
+        self.unknown_charges.set(open);
     }
 
     /// The Prometheus text exposition.

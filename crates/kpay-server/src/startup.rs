@@ -199,13 +199,23 @@ async fn services(
     let test_clock = config.kakaopay_is_sandbox();
     Ok(Services::new(
         store,
-        Gateway::new(client, config.cid.clone(), metrics, test_clock),
+        Gateway::new(
+            client,
+            (config.cid.clone(), config.subscription_cid.clone()),
+            metrics,
+            test_clock,
+        ),
         Settings {
             public_url: public_url.to_owned(),
             unknown_grace: config.unknown_grace,
             kakaopay_timeout: config.kakaopay_timeout,
             payment_ttl: config.payment_ttl,
             instance: format!("inst_{}", token()),
+            vault: crate::vault::Vault::load(config.encryption_key.as_ref(), &config.data_dir)
+                .map_err(|e| StartError::Config(e.to_string()))?,
+            dunning_schedule: config.dunning_schedule.clone(),
+            dunning_final: config.dunning_final,
+            renewal_concurrency: config.renewal_concurrency,
         },
         // A clock that tests can move exists only while KakaoPay is a sandbox.
         if test_clock {

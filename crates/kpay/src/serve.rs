@@ -2,6 +2,7 @@
 
 use kakaopay::{Cid, Generation};
 use kpay_server::config::defaults;
+use kpay_server::domain::{DunningFinal, DunningSchedule};
 use kpay_server::{Application, ServerConfig};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -47,6 +48,25 @@ pub struct ServerArgs {
     /// Merchant code (CID).
     #[arg(long, env = "KAKAOPAY_CID", default_value = defaults::CID, value_parser = cid)]
     cid: Cid,
+    /// Merchant code for subscriptions (정기 결제).
+    #[arg(long, env = "KAKAOPAY_SUBSCRIPTION_CID", default_value = defaults::SUBSCRIPTION_CID, value_parser = cid)]
+    subscription_cid: Cid,
+    /// When a refused renewal is retried, after its first refusal: d, h, m or s, strictly growing.
+    #[arg(long, env = "KPAY_DUNNING_SCHEDULE", default_value = defaults::DUNNING_SCHEDULE, value_parser = dunning)]
+    dunning_schedule: DunningSchedule,
+    /// What a subscription becomes when retries are spent: unpaid (kept, not renewed) or canceled (SID inactivated).
+    #[arg(long, env = "KPAY_DUNNING_FINAL", default_value = "unpaid", value_parser = dunning_final)]
+    dunning_final: DunningFinal,
+    /// Subscription charges one instance has out at once.
+    #[arg(long, env = "KPAY_RENEWAL_CONCURRENCY", default_value_t = defaults::RENEWAL_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    renewal_concurrency: usize,
+    /// Key sealing SIDs at rest: 64 hex digits (`openssl rand -hex 32`). Default: generated once into <data-dir>/encryption.key (mode 0600). Instances sharing a database must share it.
+    #[arg(
+        long = "encryption-key",
+        env = "KPAY_ENCRYPTION_KEY",
+        hide_env_values = true
+    )]
+    encryption_key: Option<String>,
     /// The merchant API key (Authorization: Bearer). Default: generated on first start, kept in the data directory.
     #[arg(long, env = "KPAY_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
@@ -91,6 +111,17 @@ impl From<Api> for Generation {
     }
 }
 
+/// A dunning schedule.
+fn dunning(s: &str) -> Result<DunningSchedule, String> {
+    DunningSchedule::parse(s).map_err(|e| e.to_string())
+}
+
+/// `unpaid` or `canceled`.
+fn dunning_final(s: &str) -> Result<DunningFinal, String> {
+    s.parse::<DunningFinal>()
+        .map_err(|_| "must be unpaid or canceled".to_owned())
+}
+
 /// A merchant code.
 fn cid(s: &str) -> Result<Cid, String> {
     Cid::parse(s).map_err(|e| e.to_string())
@@ -124,6 +155,18 @@ impl ServerArgs {
         c.secret_key = secret(self.secret_key);
         c.admin_key = secret(self.admin_key);
         c.cid = self.cid;
+        c.subscription_cid = self.subscription_cid;
+        c.dunning_schedule = self.dunning_schedule;
+        c.dunning_final = self.dunning_final;
+        c.renewal_concurrency = self.renewal_concurrency;
+        c.encryption_key = match self.encryption_key {
+            Some(k) if k.trim().is_empty() => {
+                return Err(
+                    "KPAY_ENCRYPTION_KEY is set but blank: set 64 hex digits or unset it".into(),
+                );
+            }
+            k => k.map(SecretString::from),
+        };
         c.api_key = secret(self.api_key);
         c.public_url = self.public_url;
         c.reconcile_interval = Duration::from_secs(self.reconcile_interval);

@@ -405,3 +405,108 @@ fn a_dead_instances_lease_is_picked_up_within_seconds() {
     );
     kill9(&mut serve);
 }
+
+impl Stack {
+    /// A registered monthly subscription: its id.
+    fn subscription(&self, user: &str) -> String {
+        let body = json!({"partner_user_id": user, "item_name": "월간 구독", "amount": 9900, "interval": "month"});
+        let (status, s) = self.api(
+            "POST",
+            "/api/v1/subscriptions",
+            None,
+            Some(&body.to_string()),
+        );
+        assert_eq!(status, 201, "{s}");
+        let pay = self.payment(s["registration_payment_id"].as_str().unwrap());
+        let auth = self.helper(
+            &format!("/payments/{}/authorize", pay["tid"].as_str().unwrap()),
+            json!({}),
+        );
+        let (_, _) = request("GET", auth["redirect_url"].as_str().unwrap(), &[], None);
+        let id = s["id"].as_str().unwrap().to_owned();
+        let (_, s) = self.api("GET", &format!("/api/v1/subscriptions/{id}"), None, None);
+        assert_eq!(s["status"], "active", "{s}");
+        id
+    }
+
+    fn advance(&self, seconds: i64) -> (u16, Value) {
+        self.api(
+            "POST",
+            "/api/v1/test/clock/advance",
+            None,
+            Some(&json!({ "seconds": seconds }).to_string()),
+        )
+    }
+
+    fn charges(&self, id: &str) -> Vec<Value> {
+        let (_, c) = self.api(
+            "GET",
+            &format!("/api/v1/subscriptions/{id}/charges"),
+            None,
+            None,
+        );
+        c["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// How many charges KakaoPay itself made under `order`.
+    fn kakaopay_charges(&self, order: &str) -> usize {
+        let (_, all) = request(
+            "GET",
+            &format!("{}/test/v1/payments", self.kakaopay),
+            &[],
+            None,
+        );
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["partner_order_id"] == order)
+            .count()
+    }
+}
+
+/// The server dies in the middle of a renewal run, at `point`; restarted on the same database,
+/// the attempt it left is judged by KakaoPay's subscription status: the period is charged exactly
+/// once, and recorded.
+fn renewal_crash(point: &str, charged_before_crash: bool) {
+    let stack = Stack::new();
+    let mut serve = stack.serve(&["--test-crash-at", point]);
+    let id = stack.subscription("crash-member");
+    let (status, _) = stack.advance(32 * 86_400);
+    assert_eq!(status, 0, "the server died during the renewal run");
+    let _ = serve.child.wait();
+    let order = format!("{id}-1");
+    assert_eq!(
+        stack.kakaopay_charges(&order),
+        usize::from(charged_before_crash)
+    );
+    let mut serve = stack.serve(&[]);
+    // Level with the sandbox's clock, then past the lease and the grace.
+    assert_eq!(stack.advance(0).0, 200);
+    assert_eq!(stack.advance(60).0, 200);
+    let list = stack.charges(&id);
+    let paid: Vec<&Value> = list
+        .iter()
+        .filter(|c| c["period"] == 1 && c["status"] == "succeeded")
+        .collect();
+    assert_eq!(paid.len(), 1, "{list:?}");
+    assert_eq!(
+        stack.kakaopay_charges(&order),
+        1,
+        "KakaoPay charged period 1 once"
+    );
+    if !charged_before_crash {
+        assert!(paid[0]["payment_id"].is_string(), "{list:?}");
+    }
+    kill9(&mut serve);
+}
+
+#[test]
+fn renewal_crash_after_kakaopay_charged_is_found_not_repeated() {
+    renewal_crash("renewal.after_kakaopay", true);
+}
+
+#[test]
+fn renewal_crash_after_the_claim_is_charged_once_after_restart() {
+    renewal_crash("renewal.after_claim", false);
+}

@@ -571,6 +571,7 @@ impl Sandbox {
                 partner_order_id: p.partner_order_id.clone(),
                 partner_user_id: p.partner_user_id.clone(),
                 payment_method_type: p.method.clone(),
+                sid: p.sid.as_deref().and_then(|s| kakaopay::Sid::parse(s).ok()),
                 amount: Some(p.amount),
                 canceled_amount: Some(p.canceled),
                 cancel_available_amount: Some(p.remaining()),

@@ -84,6 +84,14 @@ server_id!(
     /// A refund of this server (`rfd_…`).
     RefundId, "rfd_", "refund"
 );
+server_id!(
+    /// A subscription of this server (`sub_…`).
+    SubscriptionId, "sub_", "subscription"
+);
+server_id!(
+    /// A charge attempt of a subscription (`sch_…`).
+    ChargeId, "sch_", "subscription charge"
+);
 
 #[cfg(test)]
 mod tests {

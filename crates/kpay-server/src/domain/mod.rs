@@ -5,6 +5,7 @@
 //! and the store persists what it decides.
 
 mod billing;
+mod charge;
 mod event;
 mod ids;
 mod machine;
@@ -15,9 +16,14 @@ mod subscription;
 mod time;
 
 pub use billing::{Cadence, CadenceError, Interval, Period, period, period_at, period_start};
+pub use charge::{
+    Charge, ChargeFailureKind, ChargeKind, ChargeStatus, Dunning, DunningFinal, MERCHANT_HOLD,
+    Subscription, SubscriptionCause, SubscriptionLogLine, Verdict, after_refusal,
+    judge_lost_charge,
+};
 pub use event::{Cause, Detail, FailureCode, PaymentEvent};
 pub(crate) use ids::random_tail;
-pub use ids::{IdError, PaymentId, RefundId};
+pub use ids::{ChargeId, IdError, PaymentId, RefundId, SubscriptionId};
 pub use machine::{
     Event, PaymentStatus, RefundStatus, Remote, TransitionError, reconcile, refund_event,
     transition,

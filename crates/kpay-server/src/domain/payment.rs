@@ -5,7 +5,7 @@
 //! Who may change its status: only [`super::transition`], applied by the store's conditional
 //! update (`Store::transition`), so that of two concurrent actors exactly one wins.
 
-use super::{Amounts, FailureCode, PaymentId, PaymentStatus, RefundId, Timestamp};
+use super::{Amounts, FailureCode, PaymentId, PaymentStatus, RefundId, SubscriptionId, Timestamp};
 use kakaopay::{
     Aid, Amount, Cid, ItemCode, ItemName, PartnerOrderId, PartnerUserId, PaymentMethodType,
     PgToken, Quantity, Tid,
@@ -48,8 +48,9 @@ impl Channel {
     }
 }
 
-/// Where KakaoPay's pages are for this payment (ready's answer).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where KakaoPay's pages are for this payment (ready's answer; empty for a charge made without
+/// the buyer).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Redirects {
     /// The one for the payment's channel, handed to the merchant.
     pub url: String,
@@ -133,6 +134,8 @@ pub struct Payment {
     pub check_attempts: u32,
     /// Approves re-sent after lookups found the buyer authenticated.
     pub resend_count: u32,
+    /// The subscription it registers or renews, if any.
+    pub subscription_id: Option<SubscriptionId>,
 }
 
 impl Payment {
@@ -294,6 +297,57 @@ impl Payment {
             idempotency_key,
             check_attempts: 0,
             resend_count: 0,
+            subscription_id: None,
+        }
+    }
+
+    /// A payment KakaoPay already made without the buyer (a subscription's charge): approved at
+    /// `approved_at`, with KakaoPay's ids and what it says it charged.
+    #[allow(clippy::too_many_arguments)]
+    pub fn charged(
+        id: PaymentId,
+        cid: Cid,
+        ids: (Tid, Aid),
+        order: (PartnerOrderId, PartnerUserId),
+        item: (ItemName, Quantity),
+        amounts: Amounts,
+        method: Option<PaymentMethodType>,
+        card_info: Option<serde_json::Value>,
+        subscription_id: SubscriptionId,
+        approved_at: Timestamp,
+    ) -> Payment {
+        Payment {
+            id,
+            status: PaymentStatus::Approved,
+            cid,
+            tid: ids.0,
+            aid: Some(ids.1),
+            partner_order_id: order.0,
+            partner_user_id: order.1,
+            item_name: item.0,
+            item_code: None,
+            quantity: item.1,
+            amounts,
+            canceled: Amounts::default(),
+            method,
+            card_info,
+            channel: Channel::Pc,
+            redirects: Redirects::default(),
+            return_url: None,
+            pg_token: None,
+            failure: None,
+            refund_in_flight: None,
+            created_at: approved_at,
+            updated_at: approved_at,
+            expires_at: approved_at,
+            approve_started_at: None,
+            approved_at: Some(approved_at),
+            canceled_at: None,
+            next_check_at: None,
+            idempotency_key: None,
+            check_attempts: 0,
+            resend_count: 0,
+            subscription_id: Some(subscription_id),
         }
     }
 }

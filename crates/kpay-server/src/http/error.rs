@@ -79,7 +79,16 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(id) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                format!("no payment {id}"),
+                format!(
+                    "no {} {id}",
+                    if id.starts_with("sub_") {
+                        "subscription"
+                    } else if id.starts_with("sch_") {
+                        "subscription charge"
+                    } else {
+                        "payment"
+                    }
+                ),
             ),
             ServiceError::Invalid { field, message } => {
                 ApiError::invalid(field, format!("{field}: {message}"))

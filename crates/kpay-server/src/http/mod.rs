@@ -2,7 +2,7 @@
 //!
 //! | path | who | what |
 //! |---|---|---|
-//! | `/api/v1/…` | the merchant's backend (API key) | payments: create, read, list, refund, events, sync |
+//! | `/api/v1/…` | the merchant's backend (API key) | payments: create, read, list, refund, events, sync; subscriptions: create, read, list, charges, charge, cancel, sync |
 //! | `/pay/{id}/…` | the buyer's browser (public) | KakaoPay's redirects: approve, cancel, fail; result pages |
 //! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | operators | operations |
 //! | `/sandbox/…` | tests, demos | the built-in KakaoPay sandbox, when no key is configured |
@@ -14,6 +14,7 @@ pub(crate) mod error;
 pub(crate) mod idempotency;
 pub(crate) mod ops;
 pub(crate) mod request_id;
+pub(crate) mod subscriptions;
 pub(crate) mod test_clock;
 pub(crate) mod views;
 
@@ -47,11 +48,14 @@ pub(crate) struct AppState {
     info(title = "kpay merchant API", description = "KakaoPay payments for your shop: create a payment, send the buyer to KakaoPay, get the result, refund. Errors are `{\"error\":{\"code\",\"message\",\"field\"?,\"kakaopay_code\"?}}`."),
     paths(
         api::create_payment, api::list_payments, api::get_payment, api::cancel_payment, api::payment_events, api::sync_payment,
+        subscriptions::create_subscription, subscriptions::list_subscriptions, subscriptions::get_subscription,
+        subscriptions::list_charges, subscriptions::subscription_events, subscriptions::extra_charge,
+        subscriptions::cancel_subscription, subscriptions::sync_subscription,
         test_clock::now, test_clock::advance,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&BearerAuth),
-    tags((name = "payments", description = "Merchant API (Authorization: Bearer <api key>)"), (name = "operations", description = "Health and monitoring"), (name = "test clock", description = "Only while KakaoPay is a sandbox: move time and run what became due")),
+    tags((name = "payments", description = "Merchant API (Authorization: Bearer <api key>)"), (name = "subscriptions", description = "Subscriptions (정기 결제): registration, renewals, dunning, cancel (Authorization: Bearer <api key>)"), (name = "operations", description = "Health and monitoring"), (name = "test clock", description = "Only while KakaoPay is a sandbox: move time and run what became due")),
 )]
 pub(crate) struct ApiDoc;
 
@@ -89,6 +93,34 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .route("/api/v1/payments/{id}/cancel", post(api::cancel_payment))
         .route("/api/v1/payments/{id}/events", get(api::payment_events))
         .route("/api/v1/payments/{id}/sync", post(api::sync_payment))
+        .route(
+            "/api/v1/subscriptions",
+            post(subscriptions::create_subscription).get(subscriptions::list_subscriptions),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}",
+            get(subscriptions::get_subscription),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/charges",
+            get(subscriptions::list_charges),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/events",
+            get(subscriptions::subscription_events),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/charge",
+            post(subscriptions::extra_charge),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/cancel",
+            post(subscriptions::cancel_subscription),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/sync",
+            post(subscriptions::sync_subscription),
+        )
         .route("/api/v1/test/clock", get(test_clock::now))
         .route("/api/v1/test/clock/advance", post(test_clock::advance))
         .layer(middleware::from_fn_with_state(

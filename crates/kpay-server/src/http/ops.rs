@@ -51,6 +51,10 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         Ok(counts) => state.metrics.set_payment_counts(&counts),
         Err(e) => tracing::warn!(error = %e, "could not count payments for /metrics"),
     }
+    match state.services.subscription_metrics().await {
+        Ok((counts, open)) => state.metrics.set_subscription_counts(&counts, open),
+        Err(e) => tracing::warn!(error = %e, "could not count subscriptions for /metrics"),
+    }
     (
         [(
             header::CONTENT_TYPE,

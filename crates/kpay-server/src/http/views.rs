@@ -83,6 +83,8 @@ pub(crate) struct PaymentView {
     pub(crate) id: String,
     /// Where it stands.
     pub(crate) status: PaymentStatus,
+    /// The subscription it registers or renews, if any.
+    pub(crate) subscription_id: Option<String>,
     /// KakaoPay's payment id.
     pub(crate) tid: String,
     /// KakaoPay's approve request id, once approved.
@@ -148,6 +150,7 @@ impl PaymentView {
         Self {
             id: p.id.to_string(),
             status: p.status,
+            subscription_id: p.subscription_id.as_ref().map(ToString::to_string),
             tid: p.tid.as_str().to_owned(),
             aid: p.aid.as_ref().map(|a| a.as_str().to_owned()),
             cid: p.cid.as_str().to_owned(),

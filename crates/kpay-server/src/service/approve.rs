@@ -126,7 +126,7 @@ impl Services {
         pg_token: PgToken,
     ) -> Result<Payment, ServiceError> {
         let request = ApproveRequest::new(
-            self.kakaopay.cid().clone(),
+            p.cid.clone(),
             p.tid.clone(),
             p.partner_order_id.clone(),
             p.partner_user_id.clone(),
@@ -254,7 +254,27 @@ impl Services {
             .await?
         {
             tracing::info!(payment = %p.id, aid = %resp.aid, "payment approved");
-            return Ok(p.applied(to, &change, now));
+            let approved = p.applied(to, &change, now);
+            if let (Some(sub_id), Some(sid)) = (&approved.subscription_id, &resp.sid) {
+                // A registration: the SID is in hand now (the scheduler's sweep would find it
+                // by a lookup otherwise, should this step fail or the process die here).
+                let at = resp.approved_at.map(|t| t.to_utc().into());
+                match self.store.subscription(sub_id).await {
+                    Ok(Some(sub)) => {
+                        if let Err(e) = self
+                            .settle_registration(&sub, &approved, Some((sid.clone(), at)))
+                            .await
+                        {
+                            tracing::warn!(subscription = %sub_id, error = %e, "registration not settled yet; the scheduler will");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(subscription = %sub_id, error = %e, "registration not settled yet; the scheduler will")
+                    }
+                }
+            }
+            return Ok(approved);
         }
         self.payment(&p.id).await
     }
@@ -273,14 +293,9 @@ impl Services {
         self.store
             .note(&p.id, from, Cause::AmountMismatch, Detail::text(why), now)
             .await?;
-        let cancel = CancelRequest::new(
-            self.kakaopay.cid().clone(),
-            p.tid.clone(),
-            paid.total,
-            paid.tax_free,
-        )
-        .vat(paid.vat)
-        .expect_available(paid.total);
+        let cancel = CancelRequest::new(p.cid.clone(), p.tid.clone(), paid.total, paid.tax_free)
+            .vat(paid.vat)
+            .expect_available(paid.total);
         match self.kakaopay.cancel(&cancel).await {
             Ok(resp) => {
                 let canceled = Amounts::from(&resp.canceled_amount);

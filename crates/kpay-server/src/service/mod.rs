@@ -11,12 +11,14 @@ pub(crate) mod reconciler;
 mod refund;
 mod reports;
 pub(crate) mod resolve;
+pub(crate) mod subscriptions;
 mod sync;
 
 pub(crate) use clock::{Clock, ClockError};
 pub(crate) use create::CreatePayment;
 pub(crate) use refund::RefundInput;
 pub(crate) use resolve::Resolvers;
+pub(crate) use subscriptions::{CreateSubscription, subscription_id};
 pub(crate) use sync::SyncReport;
 
 use crate::domain::{
@@ -74,6 +76,8 @@ pub(crate) enum Conflict {
     InvalidState,
     /// KakaoPay answered ready without a page to send the buyer to.
     KakaopayNoRedirect,
+    /// Another charge of the subscription is in flight or unresolved.
+    ChargeInProgress,
 }
 
 impl Conflict {
@@ -96,6 +100,14 @@ pub(crate) struct Settings {
     pub(crate) payment_ttl: Duration,
     /// This instance's name (leases, logs).
     pub(crate) instance: String,
+    /// Seals SIDs.
+    pub(crate) vault: crate::vault::Vault,
+    /// When refused renewals are retried.
+    pub(crate) dunning_schedule: crate::domain::DunningSchedule,
+    /// What dunning ends in.
+    pub(crate) dunning_final: crate::domain::DunningFinal,
+    /// Subscription charges out at once.
+    pub(crate) renewal_concurrency: usize,
 }
 
 /// Why a use case failed.
@@ -283,7 +295,7 @@ impl Services {
     /// How long after a call was sent its outcome may still change: the grace period, and never
     /// less than the call's own timeout (a lookup while the call is still out proves nothing; a
     /// grace shorter than the timeout would free a refund whose cancel is still on its way).
-    fn grace(&self) -> Duration {
+    pub(crate) fn grace(&self) -> Duration {
         self.settings
             .unknown_grace
             .max(self.settings.kakaopay_timeout)

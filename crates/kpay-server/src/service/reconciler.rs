@@ -204,6 +204,8 @@ impl Reconciler {
                 break;
             }
         }
+        // Subscriptions: registrations to settle, renewals, retries and lost answers due.
+        report.checked += self.services.run_renewals(owner).await.handled;
         // Idempotency keys are kept for a day.
         let _ = self
             .services

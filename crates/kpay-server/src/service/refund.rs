@@ -229,7 +229,7 @@ impl Services {
     ) -> Result<RefundResult, ServiceError> {
         let amounts = refund.amounts;
         let mut cancel = CancelRequest::new(
-            self.kakaopay.cid().clone(),
+            p.cid.clone(),
             p.tid.clone(),
             amounts.total,
             amounts.tax_free,

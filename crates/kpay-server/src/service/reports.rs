@@ -120,7 +120,8 @@ impl Services {
 
     /// How many payments have a lookup due at `at`.
     pub(crate) async fn due_count(&self, at: Timestamp) -> Result<u64, ServiceError> {
-        Ok(self.store.due_count(at).await?)
+        let subscriptions = u64::try_from(self.store.subscriptions_due(at).await?).unwrap_or(0);
+        Ok(self.store.due_count(at).await? + subscriptions)
     }
 
     /// The latest reconciler run (automatic or started by hand).

@@ -62,7 +62,7 @@ impl Services {
         let p = self.payment(id).await?;
         let before = p.status;
         let now = self.now();
-        let order = match self.kakaopay.order(&p.tid).await {
+        let order = match self.kakaopay.order(&p.cid, &p.tid).await {
             Ok(order) => order,
             Err(e) if e.code() == Some(kakaopay::ErrorCode::TidNotFound) => {
                 return self.forgotten_by_kakaopay(p, e, now).await;

@@ -24,11 +24,14 @@ mod reports;
 mod rows;
 mod sql;
 mod sqlite_writer;
+mod subscription_rows;
+mod subscriptions;
 
 pub use idempotency::IdemBegin;
 pub use payments::{ListFilter, Page};
 pub use refunds::{BeginRefund, RefundEnd};
 pub use reports::{DayTotal, ReconcilerRun};
+pub use subscriptions::{ChargeEnd, SubChange, SubWrite, SubscriptionFilter, SubscriptionPage};
 
 use crate::domain::TransitionError;
 use sqlite_writer::SqliteWriter;
@@ -295,10 +298,27 @@ impl Store {
                 source,
             })?;
         }
-        let mut conn = SqliteConnection::connect_with(&options)
+        // Migrations run with foreign keys off: rebuilding a table (SQLite's way of changing a
+        // CHECK) drops the old one, which foreign keys would refuse. On again afterwards, and
+        // checked: a migration must leave no dangling reference.
+        let mut conn = SqliteConnection::connect_with(&options.clone().foreign_keys(false))
             .await
             .map_err(StoreError::Connect)?;
         sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut conn)
+            .await?;
+        let dangling: Vec<(String,)> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&mut conn)
+                .await?;
+        if let Some((table,)) = dangling.first() {
+            return Err(StoreError::Corrupt {
+                table: "foreign keys",
+                id: table.clone(),
+                field: "reference",
+            });
+        }
         let writer = SqliteWriter::start(conn);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)

@@ -136,8 +136,9 @@ impl Store {
         macro_rules! build {
             ($qb:ident) => {{
                 $qb.push(format!(
-                    "SELECT {PAYMENT_COLUMNS} FROM payments WHERE 1 = 1"
+                    "SELECT {PAYMENT_COLUMNS} FROM payments WHERE amount_total > 0"
                 ));
+                // (A 0-won payment is a subscription's SID-only registration, not a sale.)
                 if let Some(s) = f.status {
                     $qb.push(" AND status = ").push_bind(s.as_str());
                 }

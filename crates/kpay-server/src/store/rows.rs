@@ -9,7 +9,7 @@
 use super::{StoreError, Value};
 use crate::domain::{
     Amounts, Cause, Channel, Failure, FailureCode, Payment, PaymentEvent, PaymentId, PaymentStatus,
-    Redirects, Refund, RefundAid, RefundId, RefundStatus, Timestamp,
+    Redirects, Refund, RefundAid, RefundId, RefundStatus, SubscriptionId, Timestamp,
 };
 use kakaopay::{Amount, PgToken, Quantity};
 
@@ -19,7 +19,7 @@ pub(super) const PAYMENT_COLUMNS: &str = "id, status, cid, tid, aid, partner_ord
     canceled_tax_free, canceled_vat, canceled_green_deposit, payment_method_type, card_info, channel, redirect_url, \
     redirect_pc_url, redirect_mobile_url, redirect_app_url, return_url, pg_token, failure_code, failure_message, \
     refund_in_flight, created_at, updated_at, expires_at, approve_started_at, approved_at, canceled_at, \
-    next_check_at, idempotency_key, check_attempts, resend_count";
+    next_check_at, idempotency_key, check_attempts, resend_count, subscription_id";
 
 /// A payment row.
 #[derive(Debug, sqlx::FromRow)]
@@ -64,6 +64,7 @@ pub(super) struct PaymentRow {
     idempotency_key: Option<String>,
     check_attempts: i64,
     resend_count: i64,
+    subscription_id: Option<String>,
 }
 
 impl PaymentRow {
@@ -74,13 +75,13 @@ impl PaymentRow {
 }
 
 /// Converts the columns of one row, naming the row in every error.
-struct Columns<'a> {
-    table: &'static str,
-    id: &'a str,
+pub(super) struct Columns<'a> {
+    pub(super) table: &'static str,
+    pub(super) id: &'a str,
 }
 
 impl Columns<'_> {
-    fn corrupt(&self, field: &'static str) -> StoreError {
+    pub(super) fn corrupt(&self, field: &'static str) -> StoreError {
         tracing::error!(table = self.table, id = %self.id, field, "corrupt row in the database");
         StoreError::Corrupt {
             table: self.table,
@@ -88,7 +89,7 @@ impl Columns<'_> {
             field,
         }
     }
-    fn parse<T, E>(
+    pub(super) fn parse<T, E>(
         &self,
         field: &'static str,
         value: String,
@@ -96,7 +97,7 @@ impl Columns<'_> {
     ) -> Result<T, StoreError> {
         parse(value).map_err(|_| self.corrupt(field))
     }
-    fn opt<T, E>(
+    pub(super) fn opt<T, E>(
         &self,
         field: &'static str,
         value: Option<String>,
@@ -104,10 +105,10 @@ impl Columns<'_> {
     ) -> Result<Option<T>, StoreError> {
         value.map(|v| self.parse(field, v, parse)).transpose()
     }
-    fn amount(&self, field: &'static str, won: i64) -> Result<Amount, StoreError> {
+    pub(super) fn amount(&self, field: &'static str, won: i64) -> Result<Amount, StoreError> {
         Amount::new(won).map_err(|_| self.corrupt(field))
     }
-    fn amounts(&self, fields: [(&'static str, i64); 4]) -> Result<Amounts, StoreError> {
+    pub(super) fn amounts(&self, fields: [(&'static str, i64); 4]) -> Result<Amounts, StoreError> {
         Ok(Amounts {
             total: self.amount(fields[0].0, fields[0].1)?,
             tax_free: self.amount(fields[1].0, fields[1].1)?,
@@ -115,17 +116,17 @@ impl Columns<'_> {
             green_deposit: self.amount(fields[3].0, fields[3].1)?,
         })
     }
-    fn time(&self, field: &'static str, ms: i64) -> Result<Timestamp, StoreError> {
+    pub(super) fn time(&self, field: &'static str, ms: i64) -> Result<Timestamp, StoreError> {
         Timestamp::from_millis(ms).ok_or_else(|| self.corrupt(field))
     }
-    fn opt_time(
+    pub(super) fn opt_time(
         &self,
         field: &'static str,
         ms: Option<i64>,
     ) -> Result<Option<Timestamp>, StoreError> {
         ms.map(|ms| self.time(field, ms)).transpose()
     }
-    fn count(&self, field: &'static str, n: i64) -> Result<u32, StoreError> {
+    pub(super) fn count(&self, field: &'static str, n: i64) -> Result<u32, StoreError> {
         u32::try_from(n).map_err(|_| self.corrupt(field))
     }
     fn failure(
@@ -221,6 +222,9 @@ impl TryFrom<PaymentRow> for Payment {
             idempotency_key: r.idempotency_key,
             check_attempts: c.count("check_attempts", r.check_attempts)?,
             resend_count: c.count("resend_count", r.resend_count)?,
+            subscription_id: c.opt("subscription_id", r.subscription_id, |s| {
+                SubscriptionId::parse(&s)
+            })?,
             id: PaymentId::parse(&r.id).map_err(|_| c.corrupt("id"))?,
         })
     }
@@ -262,6 +266,19 @@ pub(super) fn payment_values(p: &Payment) -> Vec<(&'static str, Value)> {
         ("expires_at", Int(Some(p.expires_at.millis()))),
         ("next_check_at", Int(p.next_check_at.map(Timestamp::millis))),
         ("idempotency_key", Text(p.idempotency_key.clone())),
+        ("approved_at", Int(p.approved_at.map(Timestamp::millis))),
+        (
+            "payment_method_type",
+            Text(p.method.as_ref().map(|m| m.as_str().to_owned())),
+        ),
+        (
+            "card_info",
+            Text(p.card_info.as_ref().map(|c| c.to_string())),
+        ),
+        (
+            "subscription_id",
+            Text(p.subscription_id.as_ref().map(|s| s.as_str().to_owned())),
+        ),
     ]
 }
 

@@ -130,6 +130,37 @@ impl Scratch {
     }
 }
 
+impl Scratch {
+    /// The first column of the first row of `sql`, as text.
+    #[allow(dead_code)]
+    pub async fn query_text(&self, sql: &str) -> String {
+        use sqlx::Connection;
+        if self.url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
+
+    /// The same database with a data directory of its own (a second instance); the database
+    /// stays the first scratch's to drop.
+    #[allow(dead_code)]
+    pub fn sibling(&self) -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix("kpay-test-")
+            .tempdir()
+            .unwrap();
+        Scratch {
+            url: self.url.clone(),
+            data_dir: dir.path().to_owned(),
+            _dir: Some(dir),
+            pg_name: None,
+        }
+    }
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         if let Some(name) = self.pg_name.take() {
@@ -390,6 +421,18 @@ impl Drop for TestApp {
 
 impl TestApp {
     /// KakaoPay's own record of a payment (sandbox helper): status, actions, calls.
+    /// GETs a sandbox helper.
+    #[allow(dead_code)]
+    pub async fn sandbox_get(&self, path: &str) -> (u16, Value) {
+        self.send(
+            reqwest::Method::GET,
+            &format!("/sandbox/test/v1{path}"),
+            None,
+            None,
+        )
+        .await
+    }
+
     pub async fn kakaopay_record(&self, tid: &str) -> Value {
         let (status, body) = self
             .send(

@@ -8,6 +8,7 @@ mod dashboard;
 mod payments;
 mod reconcile;
 mod refund;
+mod subscriptions;
 
 pub(crate) use reconcile::ManualRun;
 
@@ -64,6 +65,13 @@ pub(crate) fn routes(state: AdminState) -> Router {
             post(refund::refund_do),
         )
         .route("/admin/payments/{id}/sync", post(payments::sync))
+        .route("/admin/subscriptions", get(subscriptions::list))
+        .route("/admin/subscriptions/{id}", get(subscriptions::page))
+        .route(
+            "/admin/subscriptions/{id}/cancel",
+            post(subscriptions::cancel),
+        )
+        .route("/admin/subscriptions/{id}/sync", post(subscriptions::sync))
         .route("/admin/reconciliation", get(reconcile::reconciliation))
         .route("/admin/reconcile", post(reconcile::reconcile))
         .with_state(state)
@@ -137,6 +145,7 @@ fn admin_page(lang: Lang, title: &str, csrf: Option<&str>, body: Markup) -> Resp
         @if let Some(csrf) = csrf {
             a href="/admin" { (lang.t("대시보드", "Dashboard")) }
             a href="/admin/payments" { (lang.t("결제 내역", "Payments")) }
+            a href="/admin/subscriptions" { (lang.t("정기 결제", "Subscriptions")) }
             a href="/admin/reconciliation" { (lang.t("대사", "Reconciliation")) }
             form method="post" action="/admin/logout" style="display:inline" {
                 input type="hidden" name="csrf" value=(csrf);

@@ -62,6 +62,7 @@ async fn reconciliation_markup(s: &AdminState, a: &Admin) -> Markup {
         .await
         .map(|rows| payment_rows(lang, &rows))
         .unwrap_or_else(unreadable);
+    let open_charges = super::subscriptions::open_charges_card(s, lang).await;
     let last = s.services.last_reconciler_run().await.ok().flatten();
     let run = s.manual_run.get();
     html! {
@@ -90,6 +91,7 @@ async fn reconciliation_markup(s: &AdminState, a: &Admin) -> Markup {
         }
         div.card { h2 { (lang.t("승인 확인 중인 결제", "Payments being confirmed (approving)")) } (approving) }
         div.card { h2 { (lang.t("금액 불일치로 취소된 결제", "Cancelled for amount mismatch")) } (mismatched) }
+        (open_charges)
     }
 }
 

@@ -6,6 +6,7 @@ use super::i18n::{Lang, cookie};
 use super::layout::{page, won};
 mod api;
 mod orders;
+mod subscribe;
 
 use crate::domain::PaymentStatus;
 use api::ApiPayment;
@@ -111,6 +112,7 @@ pub(crate) fn routes(state: ShopState) -> Router {
         .route("/", get(home))
         .route("/checkout", post(checkout))
         .route("/orders/{id}", get(order))
+        .merge(subscribe::routes())
         .with_state(state)
 }
 
@@ -157,6 +159,7 @@ fn home_markup(lang: Lang, error: Option<&str>, quantities: &HashMap<String, Str
                 button.btn.btn-kakao #pay type="submit" { (lang.t("카카오페이로 결제", "Pay with KakaoPay")) }
             }
         }
+        (subscribe::card(lang))
         script { (PreEscaped(SUBTOTAL_JS)) }
     };
     shop_page(lang, lang.t("kpay 상점", "kpay shop"), body)
