@@ -8,6 +8,8 @@
 //! | `create.after_insert` | the payment (with its Idempotency-Key) is stored, before the answer is |
 //! | `approve.after_kakaopay` | KakaoPay approved, before the approval is recorded |
 //! | `refund.after_kakaopay` | KakaoPay refunded, before the refund is recorded |
+//! | `renewal.after_claim` | a renewal attempt is recorded (pending), before its call |
+//! | `renewal.after_kakaopay` | KakaoPay charged a renewal, before the charge is recorded |
 
 use std::sync::OnceLock;
 

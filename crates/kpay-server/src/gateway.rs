@@ -113,15 +113,23 @@ impl Gateway {
         r
     }
     /// A subscription charge.
+    ///
+    /// `still_fresh` is asked once the call may go (after any pause of the test clock), right
+    /// before it is sent: `false` sends nothing and gives `None`. A charge claimed long ago must
+    /// not go out once another instance may judge it lost and charge the period again.
     pub(crate) async fn subscription(
         &self,
         req: &SubscriptionRequest,
-    ) -> Result<ApproveResponse, Error> {
+        still_fresh: impl FnOnce() -> bool,
+    ) -> Option<Result<ApproveResponse, Error>> {
         let _permit = self.call_permit().await;
+        if !still_fresh() {
+            return None;
+        }
         let t = Instant::now();
         let r = self.client.subscription(req).await;
         self.observe(Operation::Subscription, t, &r);
-        r
+        Some(r)
     }
     /// Inactivates a SID.
     pub(crate) async fn inactivate(

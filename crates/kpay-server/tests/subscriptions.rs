@@ -497,3 +497,76 @@ async fn two_instances_renew_each_period_exactly_once() {
     b.stop().await;
     a.stop().await;
 }
+
+/// A charge KakaoPay made is never dropped, even when another instance judges its attempt
+/// while the call is out. The test clocks make that happen: B's renewal call is held by the
+/// sandbox while A, its clock moved past B's attempt's window, looks the attempt up, judges it
+/// and charges the period itself. Whatever KakaoPay ends up holding for the period, the ledger
+/// holds too, TID for TID, with at most one success per period; a second charge at KakaoPay
+/// shows as `late_charge` in the log for the operator. (Why one instance's test clock must
+/// not move while another has a call out: see README.)
+#[tokio::test]
+async fn a_late_answer_is_recorded_never_dropped() {
+    let key = secrecy::SecretString::from("22".repeat(32));
+    let a = TestApp::spawn_with(Backend::Postgres, Generation::Open, |c| {
+        c.encryption_key = Some(key.clone());
+    })
+    .await;
+    let id = registered(&a, monthly("late-1")).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scratch2 = a.scratch.sibling();
+    let mut c = config(&scratch2, Generation::Open);
+    c.kakaopay_url = Some(format!("{}/sandbox", a.base));
+    c.encryption_key = Some(key.clone());
+    let b = TestApp::start(scratch2, c).await;
+    advance(&b, 0).await;
+    // B's next renewal call waits 3 s at KakaoPay before it is applied.
+    a.fault(json!({"endpoint":"subscription","action":"delay","delay_ms":3000,"count":1}))
+        .await;
+    let (rb, ra) = tokio::join!(advance(&b, 32 * DAY), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        advance(&a, 33 * DAY).await
+    });
+    assert!(rb.is_object() && ra.is_object());
+    advance(&a, 0).await;
+    advance(&b, 0).await;
+    let (_, ledger) = a.sandbox_get("/payments").await;
+    let at_kakaopay: Vec<&Value> = ledger["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["partner_order_id"] == json!(format!("{id}-1")))
+        .collect();
+    let (_, page) = a.get(&format!("/api/v1/payments?q={id}-1")).await;
+    let recorded: Vec<String> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["partner_order_id"] == json!(format!("{id}-1")))
+        .map(|p| p["tid"].as_str().unwrap().to_owned())
+        .collect();
+    // Whatever KakaoPay charged for the period, the ledger has, TID for TID.
+    for p in &at_kakaopay {
+        assert!(
+            recorded.contains(&p["tid"].as_str().unwrap().to_owned()),
+            "KakaoPay's {p} is in the ledger: {recorded:?}"
+        );
+    }
+    let list = charges(&a, &id).await;
+    one_success_per_period(&list);
+    if at_kakaopay.len() == 2 {
+        let (_, log) = a.get(&format!("/api/v1/subscriptions/{id}/events")).await;
+        assert!(
+            log["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l["cause"] == "late_charge"),
+            "{log}"
+        );
+    }
+    b.stop().await;
+    a.stop().await;
+}

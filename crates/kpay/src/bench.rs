@@ -14,6 +14,9 @@ pub enum Bench {
     /// Complete payments against a running `kpay serve`: create (merchant API) → the buyer
     /// authenticates (sandbox helper) → approval callback.
     Server(ServerBench),
+    /// N subscriptions due at once, charged by the scheduler after one test-clock jump
+    /// (renewals/s, exactly once by the ledger and by KakaoPay).
+    Renewals(crate::bench_renewals::RenewalsBench),
 }
 
 /// Flags of `kpay bench server`.
@@ -75,7 +78,7 @@ pub enum BenchError {
     Failures(u64, String),
 }
 
-fn loopback(url: &str) -> bool {
+pub(crate) fn loopback(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| {
         matches!(u.scheme(), "http" | "https")
             && match u.host() {
@@ -92,6 +95,7 @@ pub async fn run(bench: Bench) -> Result<(), Box<dyn std::error::Error>> {
     match bench {
         Bench::Sandbox(args) => sandbox(args).await,
         Bench::Server(args) => server(args).await,
+        Bench::Renewals(args) => crate::bench_renewals::run(args).await,
     }
 }
 

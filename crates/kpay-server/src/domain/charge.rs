@@ -48,6 +48,9 @@ pub enum SubscriptionCause {
     CancelUnscheduled,
     /// KakaoPay confirmed the SID inactive.
     Inactivated,
+    /// A charge's answer arrived after its attempt had been judged by lookup: its payment is
+    /// recorded; if the period is now paid twice, one is for the operator to refund.
+    LateCharge,
 }
 
 impl From<SubscriptionEvent> for SubscriptionCause {
@@ -153,6 +156,34 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// The period a renewal would charge now: the next unpaid one, if the subscription renews
+    /// (active or past due, not ending at its period's end) and [`Self::next_renewal_at`] has
+    /// come. The dunning schedule is enforced here, not only by `next_charge_at`: whatever else
+    /// brings the scheduler early (an extra charge's lookup) never retries a refusal early.
+    pub fn due_renewal(&self, now: Timestamp, schedule: &DunningSchedule) -> Option<u32> {
+        let renews = matches!(
+            self.status,
+            SubscriptionStatus::Active | SubscriptionStatus::PastDue
+        ) && !self.cancel_at_period_end;
+        (renews && self.next_renewal_at(schedule)? <= now).then_some(self.next_period)
+    }
+
+    /// When the next unpaid period may be charged: its start, and while past due not before
+    /// the dunning retry scheduled for it (the earliest its jitter allows).
+    pub fn next_renewal_at(&self, schedule: &DunningSchedule) -> Option<Timestamp> {
+        let start = self.period(self.next_period)?.start;
+        let retry = match (self.status, self.dunning_started_at) {
+            (SubscriptionStatus::PastDue, Some(started)) => {
+                let k = usize::try_from(self.dunning_retries).unwrap_or(usize::MAX);
+                schedule
+                    .retry(k)
+                    .map(|offset| started.plus(offset).minus(retry_spread(schedule, k)))
+            }
+            _ => None,
+        };
+        Some(retry.map_or(start, |r| r.max(start)))
+    }
+
     /// Period `n` of this subscription, once it has an anchor.
     pub fn period(&self, n: u32) -> Option<Period> {
         period(self.billing_anchor?, self.cadence, n)
@@ -257,6 +288,9 @@ pub enum ChargeFailureKind {
     NotApplied,
     /// The SID could not be unsealed (a different `KPAY_ENCRYPTION_KEY`).
     Sealed,
+    /// Recorded, but not sent in time (the instance fell behind): it never reached KakaoPay,
+    /// and the period is claimed again.
+    NotSent,
 }
 
 impl From<ChargeFailure> for ChargeFailureKind {
@@ -310,6 +344,33 @@ pub struct Charge {
     pub check_attempts: u32,
 }
 
+impl Charge {
+    /// A renewal attempt of `sub`'s period `n`, pending from `now` (its attempt number is the
+    /// store's to count).
+    pub fn renewal(sub: &Subscription, n: u32, now: Timestamp) -> Self {
+        Self {
+            id: ChargeId::generate(),
+            subscription_id: sub.id.clone(),
+            kind: ChargeKind::Renewal,
+            period: Some(n),
+            attempt: 1,
+            status: ChargeStatus::Pending,
+            amounts: sub.amounts,
+            item_name: sub.item_name.clone(),
+            partner_order_id: sub.period_order_id(n),
+            payment_id: None,
+            failure: None,
+            kakaopay_code: None,
+            message: None,
+            attempted_at: now,
+            finished_at: None,
+            kakaopay_approved_at: None,
+            idempotency_key: None,
+            check_attempts: 0,
+        }
+    }
+}
+
 /// What a refused renewal does (pure; the service applies it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dunning {
@@ -319,6 +380,26 @@ pub enum Dunning {
     GiveUp,
     /// Not the buyer's failure: nothing moves; the scheduler comes back then.
     HoldUntil(Timestamp),
+}
+
+/// How long a claimed attempt may wait for its call to go out (the claim and the call are
+/// made together; this covers a stalled process). Past it, the attempt is withdrawn unsent.
+pub const SEND_BUDGET: Duration = Duration::from_secs(5);
+/// Room between the end of an attempt's longest call and the moment it may be judged lost.
+pub const SEND_MARGIN: Duration = Duration::from_secs(5);
+
+/// The window of an attempt recorded at `attempted_at`: `send_by`, the last moment it may be
+/// sent, and `check_at`, when it may be judged lost — the longest call sent at `send_by`
+/// (`timeout`) has ended, and then KakaoPay had `grace` (at least [`SEND_MARGIN`]) more to
+/// apply it, whoever made it.
+pub fn attempt_window(
+    attempted_at: Timestamp,
+    grace: Duration,
+    timeout: Duration,
+) -> (Timestamp, Timestamp) {
+    let send_by = attempted_at.plus(SEND_BUDGET);
+    let check_at = send_by.plus(timeout + grace.max(SEND_MARGIN));
+    (check_at, send_by)
 }
 
 /// How long a merchant-side refusal holds renewals back before trying again.
@@ -344,16 +425,22 @@ pub fn after_refusal(
             let Some(offset) = schedule.retry(k) else {
                 return Dunning::GiveUp;
             };
-            let gap = offset.saturating_sub(match k {
-                0 => Duration::ZERO,
-                _ => schedule.retry(k - 1).unwrap_or(Duration::ZERO),
-            });
-            let spread = (gap / 10).min(Duration::from_secs(1_800));
-            let early = spread.mul_f64(jitter.clamp(0.0, 1.0));
+            let early = retry_spread(schedule, k).mul_f64(jitter.clamp(0.0, 1.0));
             let at = started.plus(offset).minus(early);
             Dunning::RetryAt(if at < now { now } else { at })
         }
     }
+}
+
+/// How much earlier than scheduled jitter may bring retry `k`: a tenth of its gap, at most
+/// 30 minutes.
+fn retry_spread(schedule: &DunningSchedule, k: usize) -> Duration {
+    let offset = schedule.retry(k).unwrap_or(Duration::ZERO);
+    let gap = offset.saturating_sub(match k {
+        0 => Duration::ZERO,
+        _ => schedule.retry(k - 1).unwrap_or(Duration::ZERO),
+    });
+    (gap / 10).min(Duration::from_secs(1_800))
 }
 
 /// What KakaoPay's subscription status says about a charge whose answer was lost.
@@ -498,6 +585,56 @@ mod tests {
     }
 
     proptest! {
+        /// An attempt sent at its last moment has ended, timeout and margin included, before
+        /// anyone may judge it lost; and it can always be sent at once.
+        #[test]
+        fn an_attempt_is_never_out_when_it_may_be_judged_lost(
+            at in 0i64..2_000_000_000,
+            grace_ms in 0u64..10_000_000,
+            timeout_ms in 1u64..600_000,
+        ) {
+            let (grace, timeout) = (Duration::from_millis(grace_ms), Duration::from_millis(timeout_ms));
+            let (check_at, send_by) = attempt_window(ts(at), grace, timeout);
+            // Sent at the last moment, its call ended and KakaoPay had the whole grace.
+            prop_assert!(send_by.plus(timeout + grace.max(SEND_MARGIN)) <= check_at);
+            prop_assert!(send_by > ts(at));
+        }
+
+        /// A past-due subscription is never charged before its scheduled retry (at the
+        /// earliest its jitter allows), whatever brings the scheduler early; an active one at
+        /// its period's start.
+        #[test]
+        fn renewals_wait_for_their_period_and_their_retry(
+            retries in 0u32..4,
+            jitter in 0.0f64..=1.0,
+            early_s in 0i64..400_000,
+            past_due in proptest::bool::ANY,
+        ) {
+            let schedule = DunningSchedule::standard();
+            let mut s = sub();
+            s.billing_anchor = Some(ts(1_700_000_000));
+            s.next_period = 1;
+            let start = s.period(1).unwrap().start;
+            if past_due {
+                s.status = SubscriptionStatus::PastDue;
+                s.dunning_started_at = Some(start);
+                s.dunning_retries = retries;
+                let Dunning::RetryAt(at) = after_refusal(
+                    &Subscription { dunning_retries: retries, ..s.clone() },
+                    ChargeFailure::Soft, &schedule, start, jitter,
+                ) else { unreachable!() };
+                // Due at the retry's time, never before the earliest jitter allows.
+                prop_assert_eq!(s.due_renewal(at, &schedule), Some(1));
+                let earliest = s.next_renewal_at(&schedule).unwrap();
+                prop_assert!(earliest <= at);
+                prop_assert_eq!(s.due_renewal(earliest.minus(Duration::from_secs(1)), &schedule), None);
+                prop_assert!(earliest.since(start) + Duration::from_secs(1_800) >= schedule.retry(retries as usize).unwrap());
+            } else {
+                prop_assert_eq!(s.due_renewal(start, &schedule), Some(1));
+                prop_assert_eq!(s.due_renewal(start.minus(Duration::from_secs(early_s as u64 + 1)), &schedule), None);
+            }
+        }
+
         /// Anything newer than the last known charge is this attempt; nothing newer is "not
         /// charged" only after the grace, and never when it cannot be told from the last one.
         #[test]

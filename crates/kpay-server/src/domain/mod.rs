@@ -18,8 +18,8 @@ mod time;
 pub use billing::{Cadence, CadenceError, Interval, Period, period, period_at, period_start};
 pub use charge::{
     Charge, ChargeFailureKind, ChargeKind, ChargeStatus, Dunning, DunningFinal, MERCHANT_HOLD,
-    Subscription, SubscriptionCause, SubscriptionLogLine, Verdict, after_refusal,
-    judge_lost_charge,
+    SEND_BUDGET, Subscription, SubscriptionCause, SubscriptionLogLine, Verdict, after_refusal,
+    attempt_window, judge_lost_charge,
 };
 pub use event::{Cause, Detail, FailureCode, PaymentEvent};
 pub(crate) use ids::random_tail;

@@ -230,7 +230,7 @@ pub(crate) struct ChargeView {
     pub(crate) amount: Amounts,
     /// The payment a success created (refund it through its cancel).
     pub(crate) payment_id: Option<String>,
-    /// `soft`, `hard`, `merchant`, `not_applied` or `sealed`.
+    /// `soft`, `hard`, `merchant`, `not_applied`, `sealed` or `not_sent`.
     pub(crate) failure: Option<String>,
     /// KakaoPay's code.
     pub(crate) kakaopay_code: Option<i64>,

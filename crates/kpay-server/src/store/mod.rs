@@ -31,7 +31,9 @@ pub use idempotency::IdemBegin;
 pub use payments::{ListFilter, Page};
 pub use refunds::{BeginRefund, RefundEnd};
 pub use reports::{DayTotal, ReconcilerRun};
-pub use subscriptions::{ChargeEnd, SubChange, SubWrite, SubscriptionFilter, SubscriptionPage};
+pub use subscriptions::{
+    ChargeEnd, Claim, Finished, SubChange, SubWrite, SubscriptionFilter, SubscriptionPage,
+};
 
 use crate::domain::TransitionError;
 use sqlite_writer::SqliteWriter;

@@ -10,16 +10,38 @@ use super::subscription_rows::{
     CHARGE_COLUMNS, ChargeRow, SUBSCRIPTION_COLUMNS, SUBSCRIPTION_LOG_COLUMNS, SubscriptionLogRow,
     SubscriptionRow, charge_values, subscription_values,
 };
-use super::{Db, Store, StoreError, push_insert, read, write_tx};
+use super::{Db, Store, StoreError, Value, push_insert, read, write_tx};
 use crate::domain::{
-    Cause, Charge, ChargeFailureKind, ChargeId, ChargeStatus, Detail, Payment, PaymentStatus,
-    Subscription, SubscriptionCause, SubscriptionEvent, SubscriptionId, SubscriptionLogLine,
-    SubscriptionStatus, Timestamp, subscription_transition,
+    Cause, Charge, ChargeFailureKind, ChargeId, ChargeStatus, Detail, DunningSchedule, Payment,
+    PaymentStatus, Subscription, SubscriptionCause, SubscriptionEvent, SubscriptionId,
+    SubscriptionLogLine, SubscriptionStatus, Timestamp, subscription_transition,
 };
 use sqlx::QueryBuilder;
 
 /// What a charge's claim checks: status, next_period, cancel_at_period_end, lease owner, lease end.
 type ChargeableRow = (String, i64, i64, Option<String>, Option<i64>);
+
+/// What [`Store::finish_charge`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finished {
+    /// Recorded.
+    Recorded,
+    /// Recorded on a subscription canceled meanwhile (its schedule kept).
+    RecordedCanceled,
+    /// The attempt was no longer open: nothing written.
+    NotOpen,
+}
+
+/// What [`Store::begin_charge`] did.
+#[derive(Clone, Debug)]
+pub enum Claim {
+    /// Recorded (pending), with its attempt number: the call may be made.
+    Claimed(Box<Charge>),
+    /// Another attempt is open: resolve that one first.
+    Open,
+    /// The subscription is not in a state to be charged so (status, period, lease).
+    Refused,
+}
 
 /// Fields a subscription write sets (`None`: unchanged; `Some(None)`: cleared).
 #[derive(Clone, Debug, Default)]
@@ -46,8 +68,6 @@ pub struct SubChange {
     pub inactivated_at: Option<Timestamp>,
     /// The last known charge: recorded then (this server's clock), made then (KakaoPay's).
     pub charged: Option<(Timestamp, Option<Timestamp>)>,
-    /// Gives the scheduler's lease back.
-    pub release_lease: bool,
 }
 
 /// A subscription change: the event (status decided by [`subscription_transition`] from the
@@ -182,19 +202,16 @@ macro_rules! push_sub_change {
                     .push_bind(t.millis());
             }
         }
-        if c.release_lease {
-            $qb.push(", lease_owner = NULL, lease_until = NULL");
-        }
     }};
 }
 
 /// Applies `w` on `$conn` inside its transaction: locks the row, decides the status, writes the
 /// fields and the log line. Evaluates to `Ok(Some((from, to)))`, or `Ok(None)` when the status
-/// is not one `w` expects (nothing written).
+/// is not one `w` expects (nothing written). With `status = …`, the caller already locked the
+/// row and read its status (one statement fewer on a hot path).
 macro_rules! apply_sub_write {
     ($conn:expr, $w:expr, $now:expr, $pg:expr) => {{
         let w: &SubWrite = $w;
-        let now: Timestamp = $now;
         let lock = if $pg { " FOR UPDATE" } else { "" };
         let found: Option<String> = sqlx::query_scalar(&format!(
             "SELECT status FROM subscriptions WHERE id = $1{lock}"
@@ -202,6 +219,12 @@ macro_rules! apply_sub_write {
         .bind(w.id.as_str())
         .fetch_optional(&mut *$conn)
         .await?;
+        apply_sub_write!($conn, w, $now, $pg, status = found)
+    }};
+    ($conn:expr, $w:expr, $now:expr, $pg:expr, status = $found:expr) => {{
+        let w: &SubWrite = $w;
+        let now: Timestamp = $now;
+        let found: Option<String> = $found;
         let from = found.and_then(|s| s.parse::<SubscriptionStatus>().ok());
         match from {
             Some(from) if w.expect.as_ref().is_none_or(|e| e.contains(&from)) => {
@@ -503,43 +526,130 @@ impl Store {
 
     /// Leases up to `limit` subscriptions due at `now` to `owner` until `until`: on PostgreSQL
     /// with `FOR UPDATE SKIP LOCKED`, so instances never wait for each other nor take the same.
+    ///
+    /// In the same transaction, every leased subscription whose period is due
+    /// ([`Subscription::due_renewal`]) and has no open attempt gets its renewal attempt recorded,
+    /// exactly as [`Store::begin_charge`] would (attempt numbered, next look at `check_at`,
+    /// lease given back): the common case of a scheduler pass costs a few statements per batch
+    /// instead of a transaction per subscription. Those come back with their claimed charge;
+    /// the others (`None`) are still leased, for the one-by-one path.
     pub async fn lease_due_subscriptions(
         &self,
         owner: &str,
         now: Timestamp,
         until: Timestamp,
         limit: u32,
-    ) -> Result<Vec<Subscription>, StoreError> {
-        let skip = if self.is_pg() {
-            " FOR UPDATE SKIP LOCKED"
+        check_at: Timestamp,
+        schedule: &DunningSchedule,
+    ) -> Result<Vec<(Subscription, Option<Charge>)>, StoreError> {
+        // PostgreSQL: the pick materialized once (a subquery under `IN` may be run again by the
+        // planner and lease more than the limit); SKIP LOCKED so instances never wait for each
+        // other. SQLite has one writer.
+        let (materialized, skip) = if self.is_pg() {
+            (" MATERIALIZED", " FOR UPDATE SKIP LOCKED")
         } else {
-            ""
+            ("", "")
         };
         let sql = format!(
-            "UPDATE subscriptions SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-             SELECT id FROM subscriptions WHERE next_charge_at <= $3 \
+            "WITH picked AS{materialized} (SELECT id FROM subscriptions WHERE next_charge_at <= $3 \
              AND (lease_until IS NULL OR lease_until <= $3) ORDER BY next_charge_at LIMIT $4{skip}) \
+             UPDATE subscriptions SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM picked) \
              RETURNING {SUBSCRIPTION_COLUMNS}"
         );
         let owner = owner.to_owned();
-        let rows: Vec<SubscriptionRow> = write_tx!(self, |conn| {
-            sqlx::query_as::<_, SubscriptionRow>(&sql)
+        let schedule = schedule.clone();
+        write_tx!(self, |conn| {
+            let rows: Vec<SubscriptionRow> = sqlx::query_as::<_, SubscriptionRow>(&sql)
                 .bind(owner.as_str())
                 .bind(until.millis())
                 .bind(now.millis())
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
-                .await
-        })?;
-        let mut subs: Vec<Subscription> = Vec::with_capacity(rows.len());
-        for row in rows {
-            // A broken row is logged by the conversion and keeps its lease until it expires,
-            // so it is looked at again later rather than in a hot loop.
-            if let Ok(s) = Subscription::try_from(row) {
-                subs.push(s);
+                .await?;
+            let mut leased: Vec<(Subscription, Option<Charge>)> = Vec::with_capacity(rows.len());
+            for row in rows {
+                // A broken row is logged by the conversion and keeps its lease until it
+                // expires, so it is looked at again later rather than in a hot loop.
+                if let Ok(s) = Subscription::try_from(row) {
+                    leased.push((s, None));
+                }
             }
-        }
-        Ok(subs)
+            let due: Vec<usize> = (0..leased.len())
+                .filter(|i| leased[*i].0.due_renewal(now, &schedule).is_some())
+                .collect();
+            if due.is_empty() {
+                return Ok(leased);
+            }
+            // Open attempts and attempts of the due period, per subscription (none: no row).
+            let mut qb = QueryBuilder::new(
+                "SELECT c.subscription_id, \
+                 SUM(CASE WHEN c.status IN ('pending', 'unknown') THEN 1 ELSE 0 END), \
+                 SUM(CASE WHEN c.period = s.next_period THEN 1 ELSE 0 END) \
+                 FROM subscription_charges c JOIN subscriptions s ON s.id = c.subscription_id \
+                 WHERE c.subscription_id IN (",
+            );
+            let mut ids = qb.separated(", ");
+            for i in &due {
+                ids.push_bind(leased[*i].0.id.as_str().to_owned());
+            }
+            qb.push(") GROUP BY c.subscription_id");
+            let counts: Vec<(String, i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+            let counts: std::collections::HashMap<String, (i64, i64)> = counts
+                .into_iter()
+                .map(|(id, open, tried)| (id, (open, tried)))
+                .collect();
+            let mut claimed: Vec<usize> = Vec::new();
+            for i in due {
+                let (sub, charge) = &mut leased[i];
+                let (open, tried) = counts.get(sub.id.as_str()).copied().unwrap_or((0, 0));
+                if open > 0 {
+                    continue;
+                }
+                if let Some(n) = sub.due_renewal(now, &schedule) {
+                    let mut c = Charge::renewal(sub, n, now);
+                    c.attempt = u32::try_from(tried + 1).unwrap_or(u32::MAX);
+                    *charge = Some(c);
+                    claimed.push(i);
+                }
+            }
+            if claimed.is_empty() {
+                return Ok(leased);
+            }
+            let mut qb = QueryBuilder::new("");
+            for (k, i) in claimed.iter().enumerate() {
+                let Some(c) = &leased[*i].1 else { continue };
+                let values = charge_values(c);
+                if k == 0 {
+                    let names: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
+                    qb.push(format!(
+                        "INSERT INTO subscription_charges ({}) VALUES ",
+                        names.join(", ")
+                    ));
+                } else {
+                    qb.push(", ");
+                }
+                qb.push("(");
+                let mut list = qb.separated(", ");
+                for (_, v) in values {
+                    match v {
+                        Value::Text(t) => list.push_bind(t),
+                        Value::Int(i) => list.push_bind(i),
+                    };
+                }
+                qb.push(")");
+            }
+            qb.build().execute(&mut *conn).await?;
+            let mut qb = QueryBuilder::new("UPDATE subscriptions SET next_charge_at = ");
+            qb.push_bind(check_at.millis())
+                .push(", lease_owner = NULL, lease_until = NULL WHERE id IN (");
+            let mut ids = qb.separated(", ");
+            for i in &claimed {
+                ids.push_bind(leased[*i].0.id.as_str().to_owned());
+            }
+            qb.push(")");
+            qb.build().execute(&mut *conn).await?;
+            Ok(leased)
+        })
     }
 
     /// How many subscriptions are due at `now`.
@@ -578,14 +688,18 @@ impl Store {
 
     /// Records a charge attempt before its call, if it may be made: the subscription (locked)
     /// is in `allowed`, its next unpaid period is still `charge.period` (for a renewal), and no
-    /// other attempt is open. `Ok(false)` when not (nothing written).
+    /// other attempt is open. In the same transaction the subscription's next look moves to
+    /// `check_at` (a renewal's; an extra charge's only if sooner): if this instance dies during
+    /// the call, the scheduler comes back then and judges the attempt by lookup. A scheduler's
+    /// lease (`owner`) is given back there too: the open attempt guards the subscription now.
     pub async fn begin_charge(
         &self,
         charge: &Charge,
         allowed: &[SubscriptionStatus],
         owner: Option<&str>,
         now: Timestamp,
-    ) -> Result<bool, StoreError> {
+        check_at: Timestamp,
+    ) -> Result<Claim, StoreError> {
         let pg = self.is_pg();
         let charge = charge.clone();
         let allowed: Vec<&'static str> = allowed.iter().map(|s| <&str>::from(*s)).collect();
@@ -594,21 +708,32 @@ impl Store {
         let r = write_tx!(self, |conn| {
             let row: Option<ChargeableRow> = sqlx::query_as(&format!(
                 "SELECT status, next_period, cancel_at_period_end, lease_owner, lease_until \
-                     FROM subscriptions WHERE id = $1{lock}"
+                 FROM subscriptions WHERE id = $1{lock}"
             ))
             .bind(charge.subscription_id.as_str())
             .fetch_optional(&mut *conn)
             .await?;
             let Some((status, next_period, cancel_at_end, lease_owner, lease_until)) = row else {
-                return Ok(false);
+                return Ok(Claim::Refused);
             };
+            // A statement of its own, after the lock: on PostgreSQL a subquery of the locking
+            // statement would read the charges as they were before the lock was granted.
+            let (open, tried): (i64, i64) = sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN status IN ('pending', 'unknown') THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN period = $2 THEN 1 ELSE 0 END), 0) \
+                 FROM subscription_charges WHERE subscription_id = $1",
+            )
+            .bind(charge.subscription_id.as_str())
+            .bind(charge.period.map(i64::from))
+            .fetch_one(&mut *conn)
+            .await?;
             if !allowed.contains(&status.as_str()) {
-                return Ok(false);
+                return Ok(Claim::Refused);
             }
             if let Some(n) = charge.period
                 && (i64::from(n) != next_period || cancel_at_end != 0)
             {
-                return Ok(false);
+                return Ok(Claim::Refused);
             }
             // A scheduler whose lease ran out (a long pause) must not charge: another instance
             // may own the subscription now.
@@ -616,66 +741,76 @@ impl Store {
                 && (lease_owner.as_deref() != Some(owner.as_str())
                     || lease_until.is_none_or(|u| u <= now.millis()))
             {
-                return Ok(false);
+                return Ok(Claim::Refused);
             }
-            let open: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM subscription_charges WHERE subscription_id = $1 AND status IN ('pending', 'unknown')",
-            )
-            .bind(charge.subscription_id.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
             if open > 0 {
-                return Ok(false);
+                return Ok(Claim::Open);
             }
             let mut charge = charge.clone();
-            if let Some(n) = charge.period {
-                let before: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM subscription_charges WHERE subscription_id = $1 AND period = $2",
-                )
-                .bind(charge.subscription_id.as_str())
-                .bind(i64::from(n))
-                .fetch_one(&mut *conn)
-                .await?;
-                charge.attempt = u32::try_from(before + 1).unwrap_or(u32::MAX);
+            if charge.period.is_some() {
+                charge.attempt = u32::try_from(tried + 1).unwrap_or(u32::MAX);
             }
             let mut qb = QueryBuilder::new("");
             push_insert!(qb, "subscription_charges", charge_values(&charge));
             qb.build().execute(&mut *conn).await?;
-            Ok(true)
+            let mut qb = QueryBuilder::new("UPDATE subscriptions SET next_charge_at = ");
+            if charge.period.is_some() {
+                qb.push_bind(check_at.millis());
+            } else {
+                qb.push("CASE WHEN next_charge_at IS NULL OR next_charge_at > ")
+                    .push_bind(check_at.millis())
+                    .push(" THEN ")
+                    .push_bind(check_at.millis())
+                    .push(" ELSE next_charge_at END");
+            }
+            if owner.is_some() {
+                qb.push(", lease_owner = NULL, lease_until = NULL");
+            }
+            qb.push(" WHERE id = ")
+                .push_bind(charge.subscription_id.as_str().to_owned());
+            qb.build().execute(&mut *conn).await?;
+            Ok(Claim::Claimed(Box::new(charge)))
         });
         match r {
             // The database's own guard (another instance won the race): not ours to make.
-            Err(e) if e.is_unique_violation() => Ok(false),
+            Err(e) if e.is_unique_violation() => Ok(Claim::Open),
             r => r,
         }
     }
 
     /// Records how an open attempt ended, with its payment and what it does to the
-    /// subscription, in one transaction. `Ok(false)` when the attempt was no longer open
-    /// (someone else recorded it first; nothing written).
-    pub async fn finish_charge(&self, end: &ChargeEnd, now: Timestamp) -> Result<bool, StoreError> {
+    /// subscription, in one transaction. A canceled subscription keeps its schedule (its SID's
+    /// inactivation): no charge outcome moves it. Nothing is written when the attempt is no
+    /// longer open (someone else recorded it first).
+    pub async fn finish_charge(
+        &self,
+        end: &ChargeEnd,
+        now: Timestamp,
+    ) -> Result<Finished, StoreError> {
         let pg = self.is_pg();
         let end = end.clone();
         write_tx!(self, |conn| {
             // The subscription first, as every writer of it does: one lock order, no deadlock.
             let lock = if pg { " FOR UPDATE" } else { "" };
-            let _: Option<String> = sqlx::query_scalar(&format!(
+            let found: Option<String> = sqlx::query_scalar(&format!(
                 "SELECT status FROM subscriptions WHERE id = $1{lock}"
             ))
             .bind(end.sub.id.as_str())
             .fetch_optional(&mut *conn)
             .await?;
-            // Still open? (Checked under the subscription's lock, which every writer of its
-            // charges takes first.) The payment goes in before the charge points at it.
+            // Still open? Read after the lock (which every writer of its charges takes first),
+            // in a statement of its own so that it sees what they committed.
             let open: Option<String> = sqlx::query_scalar(
                 "SELECT status FROM subscription_charges WHERE id = $1 AND status IN ('pending', 'unknown')",
             )
             .bind(end.charge.as_str())
             .fetch_optional(&mut *conn)
             .await?;
-            if open.is_none() {
-                return Ok(false);
-            }
+            let (Some(sub_status), Some(_)) = (found, open) else {
+                return Ok(Finished::NotOpen);
+            };
+            let canceled = sub_status == <&str>::from(SubscriptionStatus::Canceled);
+            // The payment goes in before the charge points at it.
             if let Some(p) = &end.payment {
                 let mut qb = QueryBuilder::new("");
                 push_insert!(qb, "payments", payment_values(p));
@@ -711,9 +846,102 @@ impl Store {
             qb.push(" WHERE id = ")
                 .push_bind(end.charge.to_string())
                 .push(" AND status IN ('pending', 'unknown')");
+            let updated = qb.build().execute(&mut *conn).await?.rows_affected();
+            if updated != 1 {
+                // Checked under the lock just before: only a broken invariant gets here. The
+                // transaction is rolled back rather than leave a payment without its charge.
+                return Err(sqlx::Error::Protocol(format!(
+                    "charge {} changed under the subscription's lock",
+                    end.charge
+                )));
+            }
+            let mut w = end.sub.clone();
+            if canceled {
+                w.change.next_charge_at = None;
+            }
+            let _ = apply_sub_write!(conn, &w, now, pg, status = Some(sub_status))?;
+            Ok(if canceled {
+                Finished::RecordedCanceled
+            } else {
+                Finished::Recorded
+            })
+        })
+    }
+
+    /// A charge's answer that arrived after its attempt was closed by someone else (a lookup
+    /// judged it): the payment KakaoPay made is stored all the same (refundable), linked to
+    /// the attempt if that one was found charged without its TID, and the subscription's log
+    /// says so. Returns whether the period is now paid by another attempt too (one of them is
+    /// for the operator to refund).
+    pub async fn record_late_charge(
+        &self,
+        charge: &ChargeId,
+        sub: &SubscriptionId,
+        payment: &Payment,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let pg = self.is_pg();
+        let (charge, sub, payment) = (charge.clone(), sub.clone(), payment.clone());
+        write_tx!(self, |conn| {
+            let lock = if pg { " FOR UPDATE" } else { "" };
+            let found: Option<String> = sqlx::query_scalar(&format!(
+                "SELECT status FROM subscriptions WHERE id = $1{lock}"
+            ))
+            .bind(sub.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(status) = found.and_then(|s| s.parse::<SubscriptionStatus>().ok()) else {
+                return Ok(false);
+            };
+            let mut qb = QueryBuilder::new("");
+            push_insert!(qb, "payments", payment_values(&payment));
             qb.build().execute(&mut *conn).await?;
-            let _ = apply_sub_write!(conn, &end.sub, now, pg)?;
-            Ok(true)
+            conn.insert_event(
+                &payment.id,
+                None,
+                PaymentStatus::Approved,
+                Cause::Approved,
+                &Detail::text(format!(
+                    "subscription charge {charge}: answer arrived after the attempt was judged (tid {})",
+                    payment.tid
+                )),
+                now,
+            )
+            .await?;
+            // Found charged by lookup, without its TID: this is that charge.
+            let linked = sqlx::query(
+                "UPDATE subscription_charges SET payment_id = $1, message = NULL WHERE id = $2 \
+                 AND status = 'succeeded' AND payment_id IS NULL",
+            )
+            .bind(payment.id.as_str())
+            .bind(charge.as_str())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1;
+            let twice = !linked;
+            let text = if linked {
+                format!(
+                    "charge {charge}: its answer arrived late; payment {} (tid {}) linked",
+                    payment.id, payment.tid
+                )
+            } else {
+                format!(
+                    "charge {charge}: its answer arrived after it was judged not charged; payment {} (tid {}) recorded — if the period is paid twice, refund one",
+                    payment.id, payment.tid
+                )
+            };
+            insert_sub_event(
+                &mut *conn,
+                &sub,
+                Some(status),
+                status,
+                SubscriptionCause::LateCharge,
+                &Detail::text(text),
+                now,
+            )
+            .await?;
+            Ok(twice)
         })
     }
 

@@ -11,7 +11,7 @@ use crate::domain::{
     PaymentId, Redirects, Subscription, SubscriptionCause, SubscriptionEvent, SubscriptionId,
     SubscriptionLogLine, SubscriptionStatus,
 };
-use crate::store::{SubWrite, SubscriptionFilter, SubscriptionPage};
+use crate::store::{Claim, SubWrite, SubscriptionFilter, SubscriptionPage};
 use kakaopay::{
     Amount, ItemName, PartnerOrderId, PartnerUserId, Quantity, ReadyRequest, RedirectUrl, Sid,
 };
@@ -444,13 +444,21 @@ impl Services {
             idempotency_key: key.map(|k| k.key.clone()),
             check_attempts: 0,
         };
-        let begun = self
+        let now = self.now();
+        let check_at = self.open_check_at(now);
+        match self
             .store
-            .begin_charge(&charge, &chargeable, None, self.now())
-            .await;
-        match begun {
-            Ok(true) => {}
-            Ok(false) => {
+            .begin_charge(&charge, &chargeable, None, now, check_at)
+            .await?
+        {
+            Claim::Claimed(_) => {}
+            Claim::Open => {
+                // The same key's first request may be the one in flight: its charge is the answer.
+                if let Some(k) = key
+                    && let Some(existing) = self.store.charge_by_key(&k.key).await?
+                {
+                    return Ok(existing);
+                }
                 return Err(ServiceError::Conflict {
                     code: Conflict::ChargeInProgress,
                     message: format!(
@@ -458,15 +466,14 @@ impl Services {
                     ),
                 });
             }
-            Err(e) if e.is_unique_violation() => {
-                if let Some(k) = key
-                    && let Some(existing) = self.store.charge_by_key(&k.key).await?
-                {
-                    return Ok(existing);
-                }
-                return Err(e.into());
+            Claim::Refused => {
+                return Err(ServiceError::Conflict {
+                    code: Conflict::InvalidState,
+                    message: format!(
+                        "subscription {id} changed meanwhile: only an active, past_due or unpaid subscription can be charged"
+                    ),
+                });
             }
-            Err(e) => return Err(e.into()),
         }
         self.send_charge(&sub, &charge).await?;
         self.store

@@ -12,24 +12,36 @@
 use super::super::{ServiceError, Services};
 use crate::domain::{
     Amounts, Charge, ChargeFailure, ChargeFailureKind, ChargeId, ChargeKind, ChargeStatus, Detail,
-    Dunning, DunningFinal, Payment, PaymentId, PaymentStatus, Subscription, SubscriptionCause,
-    SubscriptionEvent, SubscriptionStatus, Timestamp, Verdict, after_refusal, charge_failure,
-    judge_lost_charge,
+    Dunning, DunningFinal, Payment, PaymentId, PaymentStatus, SEND_BUDGET, Subscription,
+    SubscriptionCause, SubscriptionEvent, SubscriptionStatus, Timestamp, Verdict, after_refusal,
+    attempt_window, charge_failure, judge_lost_charge,
 };
-use crate::store::{ChargeEnd, SubWrite};
-use futures_util::StreamExt;
+use crate::store::{ChargeEnd, Claim, Finished, SubWrite};
 use kakaopay::{ApproveResponse, PartnerOrderId, Quantity, Sid, SubscriptionRequest};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Subscriptions leased per batch.
+/// Registrations settled per pass at most.
 const BATCH: u32 = 256;
-/// Batches per pass at most (a pass stays bounded; the next one continues).
-const MAX_BATCHES: usize = 200;
+/// Subscriptions a lane leases at once (all of them sent together).
+const LANE_BATCH: usize = 16;
+/// Lease batches per pass at most, all lanes together (a pass stays bounded; the next one
+/// continues).
+const MAX_BATCHES: usize = 10_000;
 /// Attempts of one period at most, whatever happens (dunning retries plus lost answers shown
 /// not applied): a cap per subscription on calls toward KakaoPay.
 const EXTRA_ATTEMPTS: usize = 4;
 /// The longest wait between lookups of an unresolved charge.
 const MAX_CHECK_BACKOFF: Duration = Duration::from_secs(3_600);
+
+/// Whether a subscription's lease is still to be given back after its step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lease {
+    /// Given back with the step's own write (a claimed charge).
+    Released,
+    /// Still held.
+    Held,
+}
 
 /// What a renewal pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,40 +69,110 @@ impl Services {
             }
             Err(e) => tracing::warn!(error = %e, "could not list registrations to settle"),
         }
-        for _ in 0..MAX_BATCHES {
+        // Batches are leased as the calls of the previous one go out, so the next lease
+        // overlaps the calls in flight; a batch is as large as the concurrency, so a claimed
+        // attempt waits at most about one call for its turn (and is withdrawn, not sent, if
+        // it waited too long: see `send_deadline`).
+        // Lanes, each leasing a small batch, claiming its due periods in the lease's
+        // transaction and sending them all at once: a claimed attempt goes out right after its
+        // claim (never queued behind other calls), and the lanes keep the machine busy while
+        // one waits for its slowest call.
+        let concurrency = self.settings.renewal_concurrency.max(1);
+        let batch = concurrency.min(LANE_BATCH);
+        let lanes = concurrency.div_ceil(batch);
+        let left = AtomicUsize::new(MAX_BATCHES);
+        let handled = AtomicUsize::new(0);
+        let batch = u32::try_from(batch).unwrap_or(u32::MAX);
+        futures_util::future::join_all(
+            (0..lanes).map(|_| self.renewal_lane(owner, batch, &left, &handled)),
+        )
+        .await;
+        report.handled += handled.load(Ordering::Relaxed);
+        report
+    }
+
+    /// When an attempt claimed at `now` is looked at again if nobody records its outcome (its
+    /// instance died): once the call must have ended either way.
+    pub(crate) fn open_check_at(&self, now: Timestamp) -> Timestamp {
+        self.attempt_window(now).0
+    }
+
+    /// [`attempt_window`] with this server's grace and timeout.
+    fn attempt_window(&self, attempted_at: Timestamp) -> (Timestamp, Timestamp) {
+        attempt_window(attempted_at, self.grace(), self.settings.kakaopay_timeout)
+    }
+
+    /// One lane of a pass: batches until nothing is due or the pass's budget of batches is
+    /// spent.
+    async fn renewal_lane(
+        &self,
+        owner: &str,
+        batch: u32,
+        left: &AtomicUsize,
+        handled: &AtomicUsize,
+    ) {
+        while left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+        {
             let now = self.now();
             let until = now.plus(self.lease_time());
             let due = match self
                 .store
-                .lease_due_subscriptions(owner, now, until, BATCH)
+                .lease_due_subscriptions(
+                    owner,
+                    now,
+                    until,
+                    batch,
+                    self.open_check_at(now),
+                    &self.settings.dunning_schedule,
+                )
                 .await
             {
-                Ok(d) => d,
+                Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not lease due subscriptions");
-                    break;
+                    return;
                 }
             };
-            if due.is_empty() {
-                break;
-            }
             let n = due.len();
-            report.handled += n;
-            futures_util::stream::iter(due)
-                .for_each_concurrent(self.settings.renewal_concurrency.max(1), |sub| async move {
-                    if let Err(e) = self.renew_one(&sub, owner).await {
-                        tracing::warn!(subscription = %sub.id, error = %e, "renewal step failed; retried next pass");
-                    }
-                    if let Err(e) = self.store.release_subscription(&sub.id, owner).await {
-                        tracing::warn!(subscription = %sub.id, error = %e, "could not release the lease");
-                    }
-                })
-                .await;
-            if n < BATCH as usize {
-                break;
+            handled.fetch_add(n, Ordering::Relaxed);
+            futures_util::future::join_all(
+                due.into_iter().map(|item| self.renewal_step(item, owner)),
+            )
+            .await;
+            // A short batch: nothing more is due.
+            if n < batch as usize {
+                return;
             }
         }
-        report
+    }
+
+    /// One leased subscription's step, and its lease given back if the step did not.
+    async fn renewal_step(&self, (sub, claimed): (Subscription, Option<Charge>), owner: &str) {
+        let step = match claimed {
+            // Claimed with the lease (and the lease given back then).
+            Some(charge) => {
+                crate::crashpoint::hit("renewal.after_claim");
+                self.charge_claimed(&sub, &charge)
+                    .await
+                    .map(|()| Lease::Released)
+            }
+            None => self.renew_one(&sub, owner).await,
+        };
+        match step {
+            Ok(Lease::Released) => {}
+            Ok(Lease::Held) => {
+                if let Err(e) = self.store.release_subscription(&sub.id, owner).await {
+                    tracing::warn!(subscription = %sub.id, error = %e, "could not release the lease");
+                }
+            }
+            // The lease is kept until it runs out: the subscription is looked at again then,
+            // not at once in every batch of this pass.
+            Err(e) => {
+                tracing::warn!(subscription = %sub.id, error = %e, "renewal step failed; retried when its lease ends");
+            }
+        }
     }
 
     /// A lease outlives a call (its timeout) with room to record it.
@@ -98,72 +180,78 @@ impl Services {
         self.settings.kakaopay_timeout * 2 + Duration::from_secs(10)
     }
 
-    /// Whatever is due for one leased subscription.
-    async fn renew_one(&self, sub: &Subscription, owner: &str) -> Result<(), ServiceError> {
-        if let Some(open) = self.store.open_charge(&sub.id).await? {
-            return self.resolve_open(sub, &open, false).await;
-        }
+    /// Whatever is due for one leased subscription. The common case, a due period, goes
+    /// straight to its claim (which finds an open attempt itself); anything else looks for an
+    /// open attempt first, since one is always resolved before anything else happens.
+    async fn renew_one(&self, sub: &Subscription, owner: &str) -> Result<Lease, ServiceError> {
         let now = self.now();
+        if let Some(charge) = self.due_renewal(sub, now) {
+            let allowed = [SubscriptionStatus::Active, SubscriptionStatus::PastDue];
+            let check_at = self.open_check_at(now);
+            match self
+                .store
+                .begin_charge(&charge, &allowed, Some(owner), now, check_at)
+                .await?
+            {
+                Claim::Claimed(charge) => {
+                    crate::crashpoint::hit("renewal.after_claim");
+                    self.charge_claimed(sub, &charge).await?;
+                    return Ok(Lease::Released);
+                }
+                Claim::Refused => return Ok(Lease::Held),
+                Claim::Open => {}
+            }
+        }
+        if let Some(open) = self.store.open_charge(&sub.id).await? {
+            self.resolve_open(sub, &open, false).await?;
+            return Ok(Lease::Held);
+        }
         match sub.status {
             SubscriptionStatus::Canceled if sub.inactivated_at.is_none() => {
                 if !self.inactivate(sub).await {
                     self.reschedule(sub, Some(now.plus(self.grace() * 4)))
                         .await?;
                 }
-                return Ok(());
+                return Ok(Lease::Held);
             }
             SubscriptionStatus::Active | SubscriptionStatus::PastDue => {}
-            _ => return self.reschedule(sub, None).await,
+            _ => {
+                self.reschedule(sub, None).await?;
+                return Ok(Lease::Held);
+            }
         }
         if sub.cancel_at_period_end {
-            return self
-                .end_subscription(sub, "canceled at the end of its period")
-                .await;
+            self.end_subscription(sub, "canceled at the end of its period")
+                .await?;
+            return Ok(Lease::Held);
         }
-        let n = sub.next_period;
-        let Some(period) = sub.period(n) else {
-            return self.reschedule(sub, None).await;
-        };
-        if period.start > now {
-            return self.reschedule(sub, Some(period.start)).await;
+        match sub.next_renewal_at(&self.settings.dunning_schedule) {
+            None => self.reschedule(sub, None).await?,
+            // Not yet (its period, or its dunning retry): back then.
+            Some(at) if at > now => self.reschedule(sub, Some(at)).await?,
+            // Due, and its open attempt settled meanwhile: the next lease claims it.
+            Some(_) => {}
         }
-        let charge_id = ChargeId::generate();
-        let charge = Charge {
-            id: charge_id,
-            subscription_id: sub.id.clone(),
-            kind: ChargeKind::Renewal,
-            period: Some(n),
-            attempt: 1,
-            status: ChargeStatus::Pending,
-            amounts: sub.amounts,
-            item_name: sub.item_name.clone(),
-            partner_order_id: sub.period_order_id(n),
-            payment_id: None,
-            failure: None,
-            kakaopay_code: None,
-            message: None,
-            attempted_at: now,
-            finished_at: None,
-            kakaopay_approved_at: None,
-            idempotency_key: None,
-            check_attempts: 0,
-        };
-        let allowed = [SubscriptionStatus::Active, SubscriptionStatus::PastDue];
-        if !self
-            .store
-            .begin_charge(&charge, &allowed, Some(owner), now)
-            .await?
-        {
-            return Ok(());
-        }
-        crate::crashpoint::hit("renewal.after_claim");
-        let Some(charge) = self.store.charge(&charge.id).await? else {
-            return Ok(());
-        };
+        Ok(Lease::Held)
+    }
+
+    /// The attempt to record for `sub`'s next period, if it is due now and may be charged.
+    fn due_renewal(&self, sub: &Subscription, now: Timestamp) -> Option<Charge> {
+        sub.due_renewal(now, &self.settings.dunning_schedule)
+            .map(|n| Charge::renewal(sub, n, now))
+    }
+
+    /// A renewal attempt recorded: the call, unless the period had every attempt it can have.
+    async fn charge_claimed(
+        &self,
+        sub: &Subscription,
+        charge: &Charge,
+    ) -> Result<(), ServiceError> {
         let cap = self.settings.dunning_schedule.len() + 1 + EXTRA_ATTEMPTS;
         if charge.attempt as usize > cap {
-            // Never reached in a normal life: the period had every attempt it can have.
-            let end = self.ended(&charge, ChargeStatus::Failed, sub, |w| {
+            // Never reached in a normal life.
+            let n = charge.period.unwrap_or_default();
+            let end = self.ended(charge, ChargeStatus::Failed, sub, |w| {
                 w.event = Some(SubscriptionEvent::RetriesExhausted);
                 w.change.next_charge_at = Some(None);
                 w.log = Some((
@@ -174,7 +262,7 @@ impl Services {
             self.store.finish_charge(&end, self.now()).await?;
             return Ok(());
         }
-        self.send_charge(sub, &charge).await
+        self.send_charge(sub, charge).await
     }
 
     async fn reschedule(
@@ -234,7 +322,15 @@ impl Services {
             return Ok(());
         };
         let request = self.charge_request(sub, charge, sid)?;
-        let outcome = self.kakaopay.subscription(&request).await;
+        // Sent only while no one else may judge the attempt lost: by this server's clock (the
+        // test clock may jump) and by the wall clock (a stalled process).
+        let (_, deadline) = self.attempt_window(charge.attempted_at);
+        let left = deadline.since(self.now());
+        let by = std::time::Instant::now() + left;
+        let fresh = || self.now() < deadline && std::time::Instant::now() < by;
+        let Some(outcome) = self.kakaopay.subscription(&request, fresh).await else {
+            return self.withdraw(sub, charge).await;
+        };
         if outcome.is_ok() {
             crate::crashpoint::hit("renewal.after_kakaopay");
         }
@@ -248,7 +344,7 @@ impl Services {
                 if failure == ChargeFailure::Unknown {
                     let mut end = self.ended(charge, ChargeStatus::Unknown, sub, |w| {
                         w.change.next_charge_at =
-                            Some(Some(charge.attempted_at.plus(self.grace())));
+                            Some(Some(self.attempt_window(charge.attempted_at).0));
                         w.log = Some((
                             SubscriptionCause::ChargeUnknown,
                             Detail::text(format!("charge {}: {e}", charge.id)).code(code),
@@ -263,6 +359,21 @@ impl Services {
                     .await
             }
         }
+    }
+
+    /// An attempt that was never sent: recorded as such, the period claimed again at once.
+    async fn withdraw(&self, sub: &Subscription, charge: &Charge) -> Result<(), ServiceError> {
+        tracing::warn!(subscription = %sub.id, charge = %charge.id, "a charge attempt was not sent in time; withdrawn, claimed again");
+        let now = self.now();
+        let mut end = self.ended(charge, ChargeStatus::Failed, sub, |w| {
+            // Not at once: a stalled instance should not claim again in a loop.
+            w.change.next_charge_at = Some(Some(now.plus(SEND_BUDGET)));
+        });
+        end.failure = Some(ChargeFailureKind::NotSent);
+        end.message = Some("not sent in time; it never reached KakaoPay".into());
+        self.store.finish_charge(&end, now).await?;
+        self.kakaopay.metrics().renewal("not_sent");
+        Ok(())
     }
 
     fn charge_request(
@@ -365,10 +476,32 @@ impl Services {
         end.kakaopay_approved_at = kakaopay_at;
         end.message = payment.is_none().then(|| text.clone());
         end.payment = payment;
-        let recorded = self.store.finish_charge(&end, now).await?;
-        if recorded {
-            self.kakaopay.metrics().renewal("succeeded");
-            tracing::info!(subscription = %sub.id, charge = %charge.id, "subscription charged");
+        let late = end.payment.clone();
+        match self.store.finish_charge(&end, now).await? {
+            Finished::Recorded => {
+                self.kakaopay.metrics().renewal("succeeded");
+                tracing::info!(subscription = %sub.id, charge = %charge.id, "subscription charged");
+            }
+            Finished::RecordedCanceled => {
+                self.kakaopay.metrics().renewal("succeeded");
+                tracing::error!(subscription = %sub.id, charge = %charge.id, "a charge in flight when the subscription was canceled went through; refund it if the buyer should not pay the period");
+            }
+            // Someone else closed the attempt first (a lookup judged it); the payment KakaoPay
+            // made is never dropped.
+            Finished::NotOpen => {
+                if let Some(p) = late {
+                    let twice = self
+                        .store
+                        .record_late_charge(&charge.id, &sub.id, &p, now)
+                        .await?;
+                    self.kakaopay.metrics().renewal("late");
+                    if twice {
+                        tracing::error!(subscription = %sub.id, charge = %charge.id, payment = %p.id, "a charge's answer arrived after it was judged not charged; its payment is recorded — check the period for a second charge and refund one");
+                    } else {
+                        tracing::warn!(subscription = %sub.id, charge = %charge.id, payment = %p.id, "a charge's late answer linked to the charge found by lookup");
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -462,12 +595,13 @@ impl Services {
         now_please: bool,
     ) -> Result<(), ServiceError> {
         let now = self.now();
-        let grace = self.grace().max(self.lease_time());
-        if open.status == ChargeStatus::Pending && now < open.attempted_at.plus(grace) {
+        let (check_at, _) = self.attempt_window(open.attempted_at);
+        // "Nothing newer" means "not charged" only once the attempt could no longer be out.
+        let grace = check_at.since(open.attempted_at);
+        if open.status == ChargeStatus::Pending && now < check_at {
             // Possibly still out (another instance's call): not before it must have ended.
             if !now_please {
-                self.reschedule(sub, Some(open.attempted_at.plus(grace)))
-                    .await?;
+                self.reschedule(sub, Some(check_at)).await?;
             }
             return Ok(());
         }
