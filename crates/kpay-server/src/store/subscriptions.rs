@@ -581,10 +581,12 @@ impl Store {
                 return Ok(leased);
             }
             // Open attempts and attempts of the due period, per subscription (none: no row).
+            // An attempt withdrawn unsent never reached KakaoPay: it is not counted (neither in
+            // the attempt number nor against the period's cap).
             let mut qb = QueryBuilder::new(
                 "SELECT c.subscription_id, \
                  SUM(CASE WHEN c.status IN ('pending', 'unknown') THEN 1 ELSE 0 END), \
-                 SUM(CASE WHEN c.period = s.next_period THEN 1 ELSE 0 END) \
+                 SUM(CASE WHEN c.period = s.next_period AND COALESCE(c.failure, '') <> 'not_sent' THEN 1 ELSE 0 END) \
                  FROM subscription_charges c JOIN subscriptions s ON s.id = c.subscription_id \
                  WHERE c.subscription_id IN (",
             );
@@ -720,7 +722,7 @@ impl Store {
             // statement would read the charges as they were before the lock was granted.
             let (open, tried): (i64, i64) = sqlx::query_as(
                 "SELECT COALESCE(SUM(CASE WHEN status IN ('pending', 'unknown') THEN 1 ELSE 0 END), 0), \
-                 COALESCE(SUM(CASE WHEN period = $2 THEN 1 ELSE 0 END), 0) \
+                 COALESCE(SUM(CASE WHEN period = $2 AND COALESCE(failure, '') <> 'not_sent' THEN 1 ELSE 0 END), 0) \
                  FROM subscription_charges WHERE subscription_id = $1",
             )
             .bind(charge.subscription_id.as_str())
