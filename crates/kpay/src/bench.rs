@@ -78,6 +78,16 @@ pub enum BenchError {
     Failures(u64, String),
 }
 
+/// `--api-key`, or the key `kpay serve` generated into `./kpay-data/api-key`.
+pub(crate) fn api_key(given: Option<String>) -> Result<String, String> {
+    match given {
+        Some(k) => Ok(k),
+        None => std::fs::read_to_string("kpay-data/api-key")
+            .map(|k| k.trim().to_owned())
+            .map_err(|e| format!("no --api-key and ./kpay-data/api-key unreadable: {e}")),
+    }
+}
+
 pub(crate) fn loopback(url: &str) -> bool {
     url::Url::parse(url).is_ok_and(|u| {
         matches!(u.scheme(), "http" | "https")
@@ -352,12 +362,7 @@ async fn server(args: ServerBench) -> Result<(), Box<dyn std::error::Error>> {
             return Err(BenchError::NotLoopback(u.clone()).into());
         }
     }
-    let key = match args.api_key.clone() {
-        Some(k) => k,
-        None => std::fs::read_to_string("kpay-data/api-key")
-            .map(|k| k.trim().to_owned())
-            .map_err(|e| format!("no --api-key and ./kpay-data/api-key unreadable: {e}"))?,
-    };
+    let key = api_key(args.api_key.clone())?;
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(2048)

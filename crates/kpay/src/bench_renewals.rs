@@ -3,7 +3,7 @@
 //! jump answers. Reports renewals/s and the time until every one is charged, then checks every
 //! subscription has exactly one successful charge for period 1 and KakaoPay made exactly one.
 
-use super::bench::{BenchError, loopback};
+use super::bench::{BenchError, api_key, loopback};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -56,38 +56,34 @@ fn cpu_now(pids: &[u32]) -> Option<(u64, Vec<u64>)> {
     Some(((total - idle) * TICK_US, per))
 }
 
+/// Sends `req` and reads its JSON answer; errors as text for the report.
+async fn json_of(req: reqwest::RequestBuilder) -> Result<Value, String> {
+    req.send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn register(http: &reqwest::Client, base: &str, key: &str, i: u64) -> Result<String, String> {
     let body = json!({"partner_user_id": format!("bench-{i}"), "item_name": "벤치 구독", "amount": 9900, "interval": "month"});
-    let s: Value = http
-        .post(format!("{base}/api/v1/subscriptions"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let s: Value = json_of(
+        http.post(format!("{base}/api/v1/subscriptions"))
+            .bearer_auth(key)
+            .json(&body),
+    )
+    .await?;
     let id = s["id"].as_str().ok_or(format!("create: {s}"))?.to_owned();
     let pid = s["registration_payment_id"].as_str().unwrap_or_default();
-    let p: Value = http
-        .get(format!("{base}/api/v1/payments/{pid}"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let p: Value = json_of(
+        http.get(format!("{base}/api/v1/payments/{pid}"))
+            .bearer_auth(key),
+    )
+    .await?;
     let tid = p["tid"].as_str().ok_or(format!("payment: {p}"))?;
-    let a: Value = http
-        .post(format!("{base}/sandbox/test/v1/payments/{tid}/authorize"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let a: Value =
+        json_of(http.post(format!("{base}/sandbox/test/v1/payments/{tid}/authorize"))).await?;
     let url = a["redirect_url"]
         .as_str()
         .ok_or(format!("authorize: {a}"))?;
@@ -130,12 +126,7 @@ pub async fn run(args: RenewalsBench) -> Result<(), Box<dyn std::error::Error>> 
             return Err(BenchError::NotLoopback(u.clone()).into());
         }
     }
-    let key = match args.api_key.clone() {
-        Some(k) => k,
-        None => std::fs::read_to_string("kpay-data/api-key")
-            .map(|k| k.trim().to_owned())
-            .map_err(|e| format!("no --api-key and ./kpay-data/api-key unreadable: {e}"))?,
-    };
+    let key = api_key(args.api_key.clone())?;
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -209,15 +200,11 @@ pub async fn run(args: RenewalsBench) -> Result<(), Box<dyn std::error::Error>> 
             let http = &http;
             let key = &key;
             async move {
-                let c: Value = http
-                    .get(format!("{base}/api/v1/subscriptions/{id}/charges"))
-                    .bearer_auth(key)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .json()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let c: Value = json_of(
+                    http.get(format!("{base}/api/v1/subscriptions/{id}/charges"))
+                        .bearer_auth(key),
+                )
+                .await?;
                 Ok(c["data"]
                     .as_array()
                     .map(|l| {
