@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub dunning_final: DunningFinal,
     /// Subscription charges out at once (per instance).
     pub renewal_concurrency: usize,
+    /// Webhook endpoints may be plain http and private or loopback addresses even with a real
+    /// KakaoPay (always allowed with a sandbox: local development).
+    pub webhook_allow_private: bool,
     /// The key that seals SIDs at rest (`KPAY_ENCRYPTION_KEY`, 64 hex digits); `None`: generated
     /// once into `<data-dir>/encryption.key` (mode 0600). Several instances on one database must
     /// share it.
@@ -110,6 +113,7 @@ impl ServerConfig {
             dunning_schedule: DunningSchedule::standard(),
             dunning_final: DunningFinal::Unpaid,
             renewal_concurrency: defaults::RENEWAL_CONCURRENCY,
+            webhook_allow_private: false,
             encryption_key: None,
             api_key: None,
             public_url: None,

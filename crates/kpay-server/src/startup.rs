@@ -216,6 +216,7 @@ async fn services(
             dunning_schedule: config.dunning_schedule.clone(),
             dunning_final: config.dunning_final,
             renewal_concurrency: config.renewal_concurrency,
+            webhooks_local: config.webhook_allow_private || config.kakaopay_is_sandbox(),
         },
         // A clock that tests can move exists only while KakaoPay is a sandbox.
         if test_clock {

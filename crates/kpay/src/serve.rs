@@ -60,6 +60,9 @@ pub struct ServerArgs {
     /// Subscription charges one instance has out at once.
     #[arg(long, env = "KPAY_RENEWAL_CONCURRENCY", default_value_t = defaults::RENEWAL_CONCURRENCY, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     renewal_concurrency: usize,
+    /// Let webhook endpoints be plain http and private or loopback addresses with a real KakaoPay too (with a sandbox they always may).
+    #[arg(long, env = "KPAY_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
     /// Key sealing SIDs at rest: 64 hex digits (`openssl rand -hex 32`). Default: generated once into <data-dir>/encryption.key (mode 0600). Instances sharing a database must share it.
     #[arg(
         long = "encryption-key",
@@ -159,6 +162,7 @@ impl ServerArgs {
         c.dunning_schedule = self.dunning_schedule;
         c.dunning_final = self.dunning_final;
         c.renewal_concurrency = self.renewal_concurrency;
+        c.webhook_allow_private = self.webhook_allow_private;
         c.encryption_key = match self.encryption_key {
             Some(k) if k.trim().is_empty() => {
                 return Err(

@@ -89,6 +89,10 @@ server_id!(
     SubscriptionId, "sub_", "subscription"
 );
 server_id!(
+    /// A webhook endpoint of the merchant (`we_…`).
+    WebhookEndpointId, "we_", "webhook endpoint"
+);
+server_id!(
     /// A charge attempt of a subscription (`sch_…`).
     ChargeId, "sch_", "subscription charge"
 );

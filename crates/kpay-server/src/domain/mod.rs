@@ -14,6 +14,7 @@ mod payment;
 mod refund;
 mod subscription;
 mod time;
+mod webhook;
 
 pub use billing::{Cadence, CadenceError, Interval, Period, period, period_at, period_start};
 pub use charge::{
@@ -23,7 +24,7 @@ pub use charge::{
 };
 pub use event::{Cause, Detail, FailureCode, PaymentEvent};
 pub(crate) use ids::random_tail;
-pub use ids::{ChargeId, IdError, PaymentId, RefundId, SubscriptionId};
+pub use ids::{ChargeId, IdError, PaymentId, RefundId, SubscriptionId, WebhookEndpointId};
 pub use machine::{
     Event, PaymentStatus, RefundStatus, Remote, TransitionError, reconcile, refund_event,
     transition,
@@ -37,3 +38,6 @@ pub use subscription::{
 };
 pub use time::Timestamp;
 pub(crate) use time::kst;
+pub use webhook::{
+    Destination, DestinationError, EndpointStatus, EventSelection, EventType, WebhookEndpoint,
+};

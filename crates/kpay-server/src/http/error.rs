@@ -85,6 +85,8 @@ impl From<ServiceError> for ApiError {
                         "subscription"
                     } else if id.starts_with("sch_") {
                         "subscription charge"
+                    } else if id.starts_with("we_") {
+                        "webhook endpoint"
                     } else {
                         "payment"
                     }

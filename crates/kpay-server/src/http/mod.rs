@@ -2,7 +2,7 @@
 //!
 //! | path | who | what |
 //! |---|---|---|
-//! | `/api/v1/…` | the merchant's backend (API key) | payments: create, read, list, refund, events, sync; subscriptions: create, read, list, charges, charge, cancel, sync |
+//! | `/api/v1/…` | the merchant's backend (API key) | payments: create, read, list, refund, events, sync; subscriptions: create, read, list, charges, charge, cancel, sync; webhook endpoints: create, list, read, delete, rotate_secret |
 //! | `/pay/{id}/…` | the buyer's browser (public) | KakaoPay's redirects: approve, cancel, fail; result pages |
 //! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | operators | operations |
 //! | `/sandbox/…` | tests, demos | the built-in KakaoPay sandbox, when no key is configured |
@@ -17,6 +17,7 @@ pub(crate) mod request_id;
 pub(crate) mod subscriptions;
 pub(crate) mod test_clock;
 pub(crate) mod views;
+pub(crate) mod webhooks;
 
 pub(crate) use error::ApiError;
 
@@ -51,11 +52,13 @@ pub(crate) struct AppState {
         subscriptions::create_subscription, subscriptions::list_subscriptions, subscriptions::get_subscription,
         subscriptions::list_charges, subscriptions::subscription_events, subscriptions::extra_charge,
         subscriptions::cancel_subscription, subscriptions::sync_subscription,
+        webhooks::create_endpoint, webhooks::list_endpoints, webhooks::get_endpoint,
+        webhooks::delete_endpoint, webhooks::rotate_secret,
         test_clock::now, test_clock::advance,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&BearerAuth),
-    tags((name = "payments", description = "Merchant API (Authorization: Bearer <api key>)"), (name = "subscriptions", description = "Subscriptions (정기 결제): registration, renewals, dunning, cancel (Authorization: Bearer <api key>)"), (name = "operations", description = "Health and monitoring"), (name = "test clock", description = "Only while KakaoPay is a sandbox: move time and run what became due")),
+    tags((name = "payments", description = "Merchant API (Authorization: Bearer <api key>)"), (name = "subscriptions", description = "Subscriptions (정기 결제): registration, renewals, dunning, cancel (Authorization: Bearer <api key>)"), (name = "webhooks", description = "Webhook endpoints: signed deliveries of events to your backend (Standard Webhooks; Authorization: Bearer <api key>)"), (name = "operations", description = "Health and monitoring"), (name = "test clock", description = "Only while KakaoPay is a sandbox: move time and run what became due")),
 )]
 pub(crate) struct ApiDoc;
 
@@ -120,6 +123,18 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         .route(
             "/api/v1/subscriptions/{id}/sync",
             post(subscriptions::sync_subscription),
+        )
+        .route(
+            "/api/v1/webhook_endpoints",
+            post(webhooks::create_endpoint).get(webhooks::list_endpoints),
+        )
+        .route(
+            "/api/v1/webhook_endpoints/{id}",
+            get(webhooks::get_endpoint).delete(webhooks::delete_endpoint),
+        )
+        .route(
+            "/api/v1/webhook_endpoints/{id}/rotate_secret",
+            post(webhooks::rotate_secret),
         )
         .route("/api/v1/test/clock", get(test_clock::now))
         .route("/api/v1/test/clock/advance", post(test_clock::advance))

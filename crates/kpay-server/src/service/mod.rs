@@ -13,6 +13,7 @@ mod reports;
 pub(crate) mod resolve;
 pub(crate) mod subscriptions;
 mod sync;
+mod webhooks;
 
 pub(crate) use clock::{Clock, ClockError};
 pub(crate) use create::CreatePayment;
@@ -108,6 +109,9 @@ pub(crate) struct Settings {
     pub(crate) dunning_final: crate::domain::DunningFinal,
     /// Subscription charges out at once.
     pub(crate) renewal_concurrency: usize,
+    /// Webhook destinations may be http and private (`--webhook-allow-private`, or KakaoPay is
+    /// a sandbox: local development).
+    pub(crate) webhooks_local: bool,
 }
 
 /// Why a use case failed.

@@ -26,6 +26,7 @@ mod sql;
 mod sqlite_writer;
 mod subscription_rows;
 mod subscriptions;
+mod webhooks;
 
 pub use idempotency::IdemBegin;
 pub use payments::{ListFilter, Page};

@@ -1,0 +1,102 @@
+//! The merchant's webhook endpoints: created with a fresh signing secret (shown once, stored
+//! sealed), listed, read, removed, and rotated (the old secret keeps signing for 24 hours, so a
+//! receiver can switch without losing a delivery).
+
+use super::{ServiceError, Services};
+use crate::domain::{
+    Destination, EndpointStatus, EventSelection, WebhookEndpoint, WebhookEndpointId,
+};
+use kpay_webhooks::Secret;
+use std::time::Duration;
+
+/// How long a rotated-out secret keeps signing alongside the new one.
+pub(crate) const ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3_600);
+
+impl Services {
+    /// Whether destinations may be http and private (local development).
+    pub(crate) fn webhooks_local(&self) -> bool {
+        self.settings.webhooks_local
+    }
+
+    fn seal_secret(&self, id: &WebhookEndpointId, s: &Secret) -> Result<String, ServiceError> {
+        self.settings
+            .vault
+            .seal(id.as_str(), &s.expose())
+            .map_err(|e| ServiceError::Invalid {
+                field: "secret",
+                message: e.to_string(),
+            })
+    }
+
+    /// A new endpoint and its secret (the only time the secret is given out).
+    pub(crate) async fn create_endpoint(
+        &self,
+        url: Destination,
+        events: EventSelection,
+        description: Option<String>,
+    ) -> Result<(WebhookEndpoint, Secret), ServiceError> {
+        let id = WebhookEndpointId::generate();
+        let secret = Secret::generate();
+        let now = self.now();
+        let e = WebhookEndpoint {
+            secret_sealed: self.seal_secret(&id, &secret)?,
+            id,
+            url,
+            events,
+            description,
+            status: EndpointStatus::Enabled,
+            disabled_reason: None,
+            previous_secret: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_endpoint(&e).await?;
+        tracing::info!(endpoint = %e.id, url = e.url.as_str(), "webhook endpoint created");
+        Ok((e, secret))
+    }
+
+    /// Every endpoint.
+    pub(crate) async fn endpoints(&self) -> Result<Vec<WebhookEndpoint>, ServiceError> {
+        Ok(self.store.endpoints().await?)
+    }
+
+    /// One endpoint.
+    pub(crate) async fn endpoint(
+        &self,
+        id: &WebhookEndpointId,
+    ) -> Result<WebhookEndpoint, ServiceError> {
+        self.store
+            .endpoint(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(id.to_string()))
+    }
+
+    /// Removes an endpoint: nothing more is delivered to it.
+    pub(crate) async fn delete_endpoint(&self, id: &WebhookEndpointId) -> Result<(), ServiceError> {
+        if self.store.delete_endpoint(id).await? {
+            tracing::info!(endpoint = %id, "webhook endpoint removed");
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(id.to_string()))
+        }
+    }
+
+    /// A new secret; the current one signs alongside it for [`ROTATION_OVERLAP`].
+    pub(crate) async fn rotate_endpoint_secret(
+        &self,
+        id: &WebhookEndpointId,
+    ) -> Result<(WebhookEndpoint, Secret), ServiceError> {
+        let secret = Secret::generate();
+        let sealed = self.seal_secret(id, &secret)?;
+        let now = self.now();
+        if !self
+            .store
+            .rotate_endpoint_secret(id, &sealed, now.plus(ROTATION_OVERLAP), now)
+            .await?
+        {
+            return Err(ServiceError::NotFound(id.to_string()));
+        }
+        tracing::info!(endpoint = %id, "webhook endpoint secret rotated");
+        Ok((self.endpoint(id).await?, secret))
+    }
+}

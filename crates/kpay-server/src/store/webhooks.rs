@@ -1,0 +1,140 @@
+//! The merchant's webhook endpoints: stored with their sealed secrets, listed, rotated, removed.
+
+use super::rows::Columns;
+use super::{Store, StoreError, read, write};
+use crate::domain::{
+    Destination, EndpointStatus, EventSelection, Timestamp, WebhookEndpoint, WebhookEndpointId,
+};
+
+const ENDPOINT_COLUMNS: &str = "id, url, events, description, status, disabled_reason, secret_sealed, previous_secret_sealed, previous_until, created_at, updated_at";
+
+#[derive(Debug, sqlx::FromRow)]
+struct EndpointRow {
+    id: String,
+    url: String,
+    events: String,
+    description: Option<String>,
+    status: String,
+    disabled_reason: Option<String>,
+    secret_sealed: String,
+    previous_secret_sealed: Option<String>,
+    previous_until: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<EndpointRow> for WebhookEndpoint {
+    type Error = StoreError;
+
+    fn try_from(r: EndpointRow) -> Result<Self, StoreError> {
+        let c = Columns {
+            table: "webhook_endpoints",
+            id: &r.id,
+        };
+        let time = |field, ms: i64| Timestamp::from_millis(ms).ok_or_else(|| c.corrupt(field));
+        let names: Vec<&str> = r.events.split(',').collect();
+        Ok(WebhookEndpoint {
+            id: WebhookEndpointId::parse(&r.id).map_err(|_| c.corrupt("id"))?,
+            // Stored URLs were checked when created; the local/production rule is the
+            // creator's, so reading never re-judges it.
+            url: Destination::parse(&r.url, true).map_err(|_| c.corrupt("url"))?,
+            events: EventSelection::parse(&names).map_err(|_| c.corrupt("events"))?,
+            description: r.description,
+            status: r
+                .status
+                .parse::<EndpointStatus>()
+                .map_err(|_| c.corrupt("status"))?,
+            disabled_reason: r.disabled_reason,
+            secret_sealed: r.secret_sealed,
+            previous_secret: match (r.previous_secret_sealed, r.previous_until) {
+                (Some(s), Some(until)) => Some((s, time("previous_until", until)?)),
+                _ => None,
+            },
+            created_at: time("created_at", r.created_at)?,
+            updated_at: time("updated_at", r.updated_at)?,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a new endpoint.
+    pub async fn insert_endpoint(&self, e: &WebhookEndpoint) -> Result<(), StoreError> {
+        let e = e.clone();
+        write!(self, |conn| {
+            sqlx::query(&format!(
+                "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
+            .bind(e.id.as_str())
+            .bind(e.url.as_str())
+            .bind(e.events.names().join(","))
+            .bind(e.description.clone())
+            .bind(<&str>::from(e.status))
+            .bind(e.disabled_reason.clone())
+            .bind(e.secret_sealed.clone())
+            .bind(e.previous_secret.as_ref().map(|(s, _)| s.clone()))
+            .bind(e.previous_secret.as_ref().map(|(_, t)| t.millis()))
+            .bind(e.created_at.millis())
+            .bind(e.updated_at.millis())
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    /// One endpoint.
+    pub async fn endpoint(
+        &self,
+        id: &WebhookEndpointId,
+    ) -> Result<Option<WebhookEndpoint>, StoreError> {
+        let sql = format!("SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = $1");
+        let row = read!(self, pool => sqlx::query_as::<_, EndpointRow>(&sql).bind(id.as_str()).fetch_optional(pool).await)?;
+        row.map(WebhookEndpoint::try_from).transpose()
+    }
+
+    /// Every endpoint, oldest first (a merchant has a handful).
+    pub async fn endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        let sql = format!(
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, id LIMIT 1000"
+        );
+        let rows =
+            read!(self, pool => sqlx::query_as::<_, EndpointRow>(&sql).fetch_all(pool).await)?;
+        super::rows::convert(rows)
+    }
+
+    /// Removes an endpoint; `false` if there was none.
+    pub async fn delete_endpoint(&self, id: &WebhookEndpointId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        write!(self, |conn| {
+            sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+                .bind(id.as_str())
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected() == 1)
+        })
+    }
+
+    /// A new secret; the current one becomes the previous, signing until `previous_until`.
+    /// `false` if there is no such endpoint.
+    pub async fn rotate_endpoint_secret(
+        &self,
+        id: &WebhookEndpointId,
+        sealed: &str,
+        previous_until: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (id, sealed) = (id.to_string(), sealed.to_owned());
+        write!(self, |conn| {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET previous_secret_sealed = secret_sealed, previous_until = $1, \
+                 secret_sealed = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(previous_until.millis())
+            .bind(sealed.as_str())
+            .bind(now.millis())
+            .bind(id.as_str())
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected() == 1)
+        })
+    }
+}

@@ -1,0 +1,208 @@
+//! Webhook endpoints over the merchant API (contract §6), on SQLite and PostgreSQL: created
+//! with a `whsec_` secret shown once (and usable with the Standard Webhooks verifier), listed
+//! and read without it, rotated with the old secret's overlap, removed; every bad field named;
+//! private and plain-http destinations refused unless in local development.
+#![cfg(feature = "sandbox")]
+
+mod common;
+use common::*;
+use kakaopay::Generation;
+use serde_json::json;
+
+async fn endpoints_lifecycle(backend: Backend, generation: Generation) {
+    let app = TestApp::spawn(backend, generation).await;
+    // A sandbox KakaoPay is local development: a loopback http receiver is fine.
+    let (status, e) = app
+        .post(
+            "/api/v1/webhook_endpoints",
+            json!({"url": "http://127.0.0.1:3000/hooks", "events": ["payment.approved", "refund.succeeded"], "description": "주문 처리"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{e}");
+    let id = e["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("we_"), "{e}");
+    assert_eq!(e["status"], "enabled");
+    assert_eq!(e["events"], json!(["payment.approved", "refund.succeeded"]));
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    let parsed = kpay_webhooks::Secret::parse(&secret).expect("a whsec_ secret");
+    assert!(
+        secret.starts_with("whsec_") && secret.len() >= 6 + 32,
+        "{secret}"
+    );
+    // What the merchant's verifier accepts with it.
+    let sig = kpay_webhooks::sign(&parsed, "evt_x", 1_700_000_000, b"{}");
+    assert!(
+        kpay_webhooks::verify(
+            &[&parsed],
+            "evt_x",
+            "1700000000",
+            &sig,
+            b"{}",
+            1_700_000_000
+        )
+        .is_ok()
+    );
+
+    // Read and listed without the secret; the secret is not stored in the clear either.
+    let (status, got) = app.get(&format!("/api/v1/webhook_endpoints/{id}")).await;
+    assert_eq!(status, 200, "{got}");
+    assert!(got.get("secret").is_none(), "{got}");
+    assert_eq!(got["description"], "주문 처리");
+    let (_, list) = app.get("/api/v1/webhook_endpoints").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1, "{list}");
+    assert!(!list.to_string().contains(&secret[6..]));
+    let stored = app
+        .scratch
+        .query_text(&format!(
+            "SELECT secret_sealed FROM webhook_endpoints WHERE id = '{id}'"
+        ))
+        .await;
+    assert!(
+        stored.starts_with("v1:") && !stored.contains(&secret[6..]),
+        "{stored}"
+    );
+
+    // Defaults: every event type.
+    let (status, all) = app
+        .post(
+            "/api/v1/webhook_endpoints",
+            json!({"url": "https://shop.example.com/kpay"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{all}");
+    assert_eq!(all["events"], json!(["*"]));
+
+    // Rotation: a new secret, the old one still signing for 24 hours.
+    let (status, rotated) = app
+        .post(
+            &format!("/api/v1/webhook_endpoints/{id}/rotate_secret"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    assert!(
+        rotated["previous_secret_expires_at"].is_string(),
+        "{rotated}"
+    );
+
+    // Removed: gone, and a second delete is a 404 naming the endpoint.
+    let (status, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/webhook_endpoints/{id}"),
+            None,
+            Some(API_KEY),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, err) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/webhook_endpoints/{id}"),
+            None,
+            Some(API_KEY),
+        )
+        .await;
+    assert_eq!(status, 404, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("webhook endpoint"),
+        "{err}"
+    );
+    let (status, _) = app.get("/api/v1/webhook_endpoints/we_nope").await;
+    assert_eq!(status, 404);
+    // Without the API key: nothing.
+    let (status, _) = app
+        .send(
+            reqwest::Method::GET,
+            "/api/v1/webhook_endpoints",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
+both_backends!(endpoints_lifecycle);
+
+async fn bad_endpoints_name_the_field(backend: Backend, generation: Generation) {
+    let app = TestApp::spawn(backend, generation).await;
+    for (body, field) in [
+        (json!({}), None),
+        (json!({"url": "not a url"}), Some("url")),
+        (json!({"url": "ftp://shop.example.com/h"}), Some("url")),
+        (
+            json!({"url": "https://u:p@shop.example.com/h"}),
+            Some("url"),
+        ),
+        (
+            json!({"url": "https://shop.example.com/h", "events": []}),
+            Some("events"),
+        ),
+        (
+            json!({"url": "https://shop.example.com/h", "events": ["payment.paid"]}),
+            Some("events"),
+        ),
+        (
+            json!({"url": "https://shop.example.com/h", "events": ["*", "payment.approved"]}),
+            Some("events"),
+        ),
+        (
+            json!({"url": "https://shop.example.com/h", "description": "x".repeat(501)}),
+            Some("description"),
+        ),
+        (
+            json!({"url": "https://shop.example.com/h", "secret": "mine"}),
+            None,
+        ),
+    ] {
+        let (status, err) = app.post("/api/v1/webhook_endpoints", body.clone()).await;
+        assert_eq!(status, 400, "{body} → {err}");
+        if let Some(f) = field {
+            assert_eq!(err["error"]["field"], f, "{body} → {err}");
+        }
+    }
+    let (_, list) = app.get("/api/v1/webhook_endpoints").await;
+    assert_eq!(list["data"], json!([]), "nothing was created");
+    app.stop().await;
+}
+both_backends!(bad_endpoints_name_the_field);
+
+/// With a real KakaoPay configured (never called here), a webhook may only go to a public
+/// https host: the server must not become a probe of its own network.
+#[tokio::test]
+async fn production_refuses_private_and_plain_http_destinations() {
+    let app = TestApp::spawn_with(Backend::Sqlite, Generation::Open, |c| {
+        c.kakaopay_url = Some("https://open-api.kakaopay.com".into());
+        c.secret_key = Some(secrecy::SecretString::from(
+            "DEV0000000000000000000000000000000000000",
+        ));
+    })
+    .await;
+    for url in [
+        "http://shop.example.com/hooks",
+        "https://127.0.0.1/hooks",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.5/hooks",
+        "https://[::1]/hooks",
+        "https://localhost/hooks",
+    ] {
+        let (status, err) = app
+            .post("/api/v1/webhook_endpoints", json!({ "url": url }))
+            .await;
+        assert_eq!(status, 400, "{url} → {err}");
+        assert_eq!(err["error"]["field"], "url", "{err}");
+    }
+    let (status, ok) = app
+        .post(
+            "/api/v1/webhook_endpoints",
+            json!({"url": "https://shop.example.com/hooks"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{ok}");
+    app.stop().await;
+}
