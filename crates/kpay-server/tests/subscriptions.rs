@@ -504,7 +504,8 @@ async fn two_instances_renew_each_period_exactly_once() {
 /// and charges the period itself. Whatever KakaoPay ends up holding for the period, the ledger
 /// holds too, TID for TID, with at most one success per period; a second charge at KakaoPay
 /// shows as `late_charge` in the log for the operator. (Why one instance's test clock must
-/// not move while another has a call out: see README.)
+/// not move while another has a call out: see README.) This test found that a late answer's
+/// payment was refused by the order's unique slot (the other charge's) and lost.
 #[tokio::test]
 async fn a_late_answer_is_recorded_never_dropped() {
     let key = secrecy::SecretString::from("22".repeat(32));
@@ -522,8 +523,8 @@ async fn a_late_answer_is_recorded_never_dropped() {
     c.encryption_key = Some(key.clone());
     let b = TestApp::start(scratch2, c).await;
     advance(&b, 0).await;
-    // B's next renewal call waits 3 s at KakaoPay before it is applied.
-    a.fault(json!({"endpoint":"subscription","action":"delay","delay_ms":3000,"count":1}))
+    // B's next renewal call waits 1.5 s at KakaoPay (under its 2 s timeout) before it applies.
+    a.fault(json!({"endpoint":"subscription","action":"delay","delay_ms":1500,"count":1}))
         .await;
     let (rb, ra) = tokio::join!(advance(&b, 32 * DAY), async {
         tokio::time::sleep(Duration::from_millis(500)).await;
