@@ -194,7 +194,9 @@ async fn services(
     builtin_base: &str,
     metrics: Arc<Metrics>,
 ) -> Result<Services, StartError> {
-    let store = Store::connect_with(&database_url(config), config.database_max_connections).await?;
+    let store = Store::connect_with(&database_url(config), config.database_max_connections)
+        .await?
+        .with_renderer(crate::http::views::event_renderer());
     let client = kakaopay_client(config, builtin_base)?;
     let test_clock = config.kakaopay_is_sandbox();
     Ok(Services::new(

@@ -394,6 +394,8 @@ async fn openapi_matches_the_served_routes(backend: Backend, generation: Generat
         ("get", "/api/v1/webhook_endpoints/{id}"),
         ("delete", "/api/v1/webhook_endpoints/{id}"),
         ("post", "/api/v1/webhook_endpoints/{id}/rotate_secret"),
+        ("get", "/api/v1/events"),
+        ("get", "/api/v1/events/{id}"),
         ("get", "/api/v1/test/clock"),
         ("post", "/api/v1/test/clock/advance"),
         ("get", "/healthz"),

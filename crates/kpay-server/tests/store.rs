@@ -124,11 +124,11 @@ async fn one_of_many_transitions_wins(backend: Backend, _g: kakaopay::Generation
     let tasks: Vec<_> = (0..30)
         .map(|_| {
             let store = store.clone();
-            let id = id.clone();
+            let p = p.clone();
             tokio::spawn(async move {
                 store
                     .transition(
-                        &id,
+                        &p,
                         PaymentStatus::Ready,
                         Event::ApproveClaimed,
                         &PaymentChange::default(),
@@ -158,7 +158,7 @@ async fn one_of_many_transitions_wins(backend: Backend, _g: kakaopay::Generation
     // An event the machine refuses writes nothing.
     let refused = store
         .transition(
-            &id,
+            &p,
             PaymentStatus::Approving,
             Event::FullyRefunded,
             &PaymentChange::default(),
@@ -342,7 +342,7 @@ async fn budgets_and_resend_claims(backend: Backend, _g: kakaopay::Generation) {
     );
     store
         .transition(
-            &id,
+            &p,
             PaymentStatus::Ready,
             Event::ApproveClaimed,
             &PaymentChange {

@@ -206,3 +206,67 @@ async fn production_refuses_private_and_plain_http_destinations() {
     assert_eq!(status, 201, "{ok}");
     app.stop().await;
 }
+
+/// Every payment change the merchant hears of writes its event with it: the object exactly as
+/// `GET /api/v1/payments/{id}` shows it right after, its version growing; claims (a step of
+/// one approval) write none. The feed pages oldest first by cursor and filters by type.
+async fn payment_changes_write_their_events(backend: Backend, generation: Generation) {
+    let app = TestApp::spawn(backend, generation).await;
+    let paid = app.paid(5000).await;
+    let quit = app.create(3000).await;
+    let (_, body) = app
+        .sandbox(
+            &format!("/payments/{}/quit", quit["tid"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    app.browse(body["redirect_url"].as_str().unwrap()).await;
+    let quit = app.payment(quit["id"].as_str().unwrap()).await;
+    assert_eq!(quit["status"], "quit");
+
+    let (status, feed) = app.get("/api/v1/events").await;
+    assert_eq!(status, 200, "{feed}");
+    let events = feed["data"].as_array().unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["payment.approved", "payment.quit"], "{feed}");
+    // The object is the payment as the API shows it after the change (version included).
+    let approved = &events[0];
+    assert!(approved["id"].as_str().unwrap().starts_with("evt_"));
+    assert_eq!(approved["data"]["object"], paid, "{approved}");
+    assert_eq!(events[1]["data"]["object"], quit);
+    assert!(paid["version"].as_i64().unwrap() > 1, "{paid}");
+
+    // One event by id; paging by cursor; filtering by type.
+    let (status, one) = app
+        .get(&format!(
+            "/api/v1/events/{}",
+            approved["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!((status, &one), (200, approved));
+    let (_, first) = app.get("/api/v1/events?limit=1").await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 1);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = app
+        .get(&format!("/api/v1/events?limit=1&cursor={cursor}"))
+        .await;
+    assert_eq!(second["data"][0]["type"], "payment.quit", "{second}");
+    let cursor = second["next_cursor"].as_str().unwrap();
+    let (_, rest) = app.get(&format!("/api/v1/events?cursor={cursor}")).await;
+    assert_eq!(rest["data"], serde_json::json!([]), "{rest}");
+    let (_, only) = app.get("/api/v1/events?type=payment.quit").await;
+    assert_eq!(only["data"].as_array().unwrap().len(), 1, "{only}");
+    for (q, field) in [
+        ("type=payment.paid", "type"),
+        ("limit=0", "limit"),
+        ("cursor=zzz", "cursor"),
+    ] {
+        let (status, err) = app.get(&format!("/api/v1/events?{q}")).await;
+        assert_eq!(status, 400, "{q}: {err}");
+        assert_eq!(err["error"]["field"], field, "{err}");
+    }
+    let (status, _) = app.get("/api/v1/events/evt_aaaaaaaaaaaaaaaaaaaa").await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+both_backends!(payment_changes_write_their_events);

@@ -89,6 +89,10 @@ server_id!(
     SubscriptionId, "sub_", "subscription"
 );
 server_id!(
+    /// An event (`evt_…`): the `webhook-id` of its deliveries.
+    EventId, "evt_", "event"
+);
+server_id!(
     /// A webhook endpoint of the merchant (`we_…`).
     WebhookEndpointId, "we_", "webhook endpoint"
 );

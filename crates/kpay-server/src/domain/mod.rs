@@ -24,7 +24,7 @@ pub use charge::{
 };
 pub use event::{Cause, Detail, FailureCode, PaymentEvent};
 pub(crate) use ids::random_tail;
-pub use ids::{ChargeId, IdError, PaymentId, RefundId, SubscriptionId, WebhookEndpointId};
+pub use ids::{ChargeId, EventId, IdError, PaymentId, RefundId, SubscriptionId, WebhookEndpointId};
 pub use machine::{
     Event, PaymentStatus, RefundStatus, Remote, TransitionError, reconcile, refund_event,
     transition,

@@ -136,6 +136,9 @@ pub struct Payment {
     pub resend_count: u32,
     /// The subscription it registers or renews, if any.
     pub subscription_id: Option<SubscriptionId>,
+    /// Grows by one with every change the API shows (status, refunds): receivers of events
+    /// drop an object older than one they have.
+    pub version: i64,
 }
 
 impl Payment {
@@ -173,6 +176,7 @@ impl Payment {
         let mut p = self.clone();
         p.status = to;
         p.updated_at = now;
+        p.version += 1;
         if let Some(v) = &change.pg_token {
             p.pg_token = Some(v.clone());
         }
@@ -298,6 +302,7 @@ impl Payment {
             check_attempts: 0,
             resend_count: 0,
             subscription_id: None,
+            version: 1,
         }
     }
 
@@ -348,6 +353,7 @@ impl Payment {
             check_attempts: 0,
             resend_count: 0,
             subscription_id: Some(subscription_id),
+            version: 1,
         }
     }
 }

@@ -70,6 +70,24 @@ pub enum EventType {
     SubscriptionCanceled,
 }
 
+impl EventType {
+    /// The event a payment's status change tells of, if any (claims and retryable refusals
+    /// are steps of one approval, not news for the merchant).
+    pub fn of_payment(event: super::Event) -> Option<Self> {
+        use super::Event as E;
+        match event {
+            E::Approved => Some(Self::PaymentApproved),
+            E::ApproveFailed | E::AuthFailed => Some(Self::PaymentFailed),
+            E::BuyerQuit => Some(Self::PaymentQuit),
+            E::Expired => Some(Self::PaymentExpired),
+            E::MismatchCanceled => Some(Self::PaymentAmountMismatch),
+            E::PartlyRefunded => Some(Self::PaymentPartiallyCanceled),
+            E::FullyRefunded => Some(Self::PaymentCanceled),
+            E::ApproveClaimed | E::ApproveRetryable => None,
+        }
+    }
+}
+
 /// The event types an endpoint receives: all (`["*"]`) or a set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventSelection {

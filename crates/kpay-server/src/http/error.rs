@@ -87,6 +87,8 @@ impl From<ServiceError> for ApiError {
                         "subscription charge"
                     } else if id.starts_with("we_") {
                         "webhook endpoint"
+                    } else if id.starts_with("evt_") {
+                        "event"
                     } else {
                         "payment"
                     }

@@ -53,7 +53,7 @@ pub(crate) struct AppState {
         subscriptions::list_charges, subscriptions::subscription_events, subscriptions::extra_charge,
         subscriptions::cancel_subscription, subscriptions::sync_subscription,
         webhooks::create_endpoint, webhooks::list_endpoints, webhooks::get_endpoint,
-        webhooks::delete_endpoint, webhooks::rotate_secret,
+        webhooks::delete_endpoint, webhooks::rotate_secret, webhooks::list_events, webhooks::get_event,
         test_clock::now, test_clock::advance,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
@@ -136,6 +136,8 @@ fn api_routes(state: &AppState) -> Router<AppState> {
             "/api/v1/webhook_endpoints/{id}/rotate_secret",
             post(webhooks::rotate_secret),
         )
+        .route("/api/v1/events", get(webhooks::list_events))
+        .route("/api/v1/events/{id}", get(webhooks::get_event))
         .route("/api/v1/test/clock", get(test_clock::now))
         .route("/api/v1/test/clock/advance", post(test_clock::advance))
         .layer(middleware::from_fn_with_state(

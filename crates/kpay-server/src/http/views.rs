@@ -85,6 +85,8 @@ pub(crate) struct PaymentView {
     pub(crate) status: PaymentStatus,
     /// The subscription it registers or renews, if any.
     pub(crate) subscription_id: Option<String>,
+    /// Grows with every change (status, refunds): of two copies, the larger is newer.
+    pub(crate) version: i64,
     /// KakaoPay's payment id.
     pub(crate) tid: String,
     /// KakaoPay's approve request id, once approved.
@@ -144,6 +146,15 @@ pub(crate) struct PaymentView {
     pub(crate) canceled_at: Option<String>,
 }
 
+/// The renderer of event objects: a payment as `GET /api/v1/payments/{id}` shows it (the
+/// events of status changes come before any refund, so with none).
+pub(crate) fn event_renderer() -> crate::store::Renderer {
+    crate::store::Renderer::new(|p| {
+        serde_json::to_string(&PaymentView::new(p, Some(&[])))
+            .unwrap_or_else(|_| format!("{{\"id\":\"{}\"}}", p.id))
+    })
+}
+
 impl PaymentView {
     /// The view of a record.
     pub(crate) fn new(p: &Payment, refunds: Option<&[Refund]>) -> Self {
@@ -151,6 +162,7 @@ impl PaymentView {
             id: p.id.to_string(),
             status: p.status,
             subscription_id: p.subscription_id.as_ref().map(ToString::to_string),
+            version: p.version,
             tid: p.tid.as_str().to_owned(),
             aid: p.aid.as_ref().map(|a| a.as_str().to_owned()),
             cid: p.cid.as_str().to_owned(),

@@ -187,3 +187,112 @@ pub(crate) async fn rotate_secret(
         .await?;
     Ok(Json(EndpointView::new(&e, Some(&secret))))
 }
+
+/// Query of `GET /api/v1/events`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventQuery {
+    /// Only this event type (e.g. `payment.approved`).
+    #[serde(rename = "type")]
+    pub(crate) kind: Option<String>,
+    /// Page size, 1–100 (default 20).
+    pub(crate) limit: Option<i64>,
+    /// From a previous page's `next_cursor`: the events after it.
+    pub(crate) cursor: Option<String>,
+    /// The same as `cursor` (the name `kpay listen` follows the feed with).
+    pub(crate) after: Option<String>,
+}
+
+/// An event: what happened, and the object as the API showed it right after.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EventView {
+    /// `evt_…`: the `webhook-id` of its deliveries.
+    pub(crate) id: String,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    /// When it happened (KST).
+    pub(crate) created_at: String,
+    /// `{"object": …}`: the payment (or subscription) as `GET` showed it then, with its
+    /// `version`.
+    #[schema(value_type = Object)]
+    pub(crate) data: serde_json::Value,
+}
+
+impl EventView {
+    fn new(e: &crate::store::EventRecord) -> Self {
+        Self {
+            id: e.id.to_string(),
+            kind: e.kind.into(),
+            created_at: time(e.created_at),
+            data: serde_json::from_str(&e.data).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// A page of events.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct EventPageView {
+    /// Oldest first.
+    pub(crate) data: Vec<EventView>,
+    /// Pass as `cursor` for the events after these (also when this page is empty: `null` then).
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// Every event, oldest first: what webhooks deliver, to page through or follow.
+#[utoipa::path(get, path = "/api/v1/events", tag = "webhooks", params(EventQuery),
+    responses((status = 200, body = EventPageView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn list_events(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<EventQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<EventPageView>, ApiError> {
+    let axum::extract::Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
+    let kind = q
+        .kind
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            k.parse::<crate::domain::EventType>()
+                .map_err(|_| ApiError::invalid("type", format!("type: unknown event type {k:?}")))
+        })
+        .transpose()?;
+    let limit = match q.limit {
+        None => 20,
+        Some(n @ 1..=100) => n as u32,
+        Some(_) => {
+            return Err(ApiError::invalid("limit", "limit: 1 to 100"));
+        }
+    };
+    let after = match q
+        .cursor
+        .as_deref()
+        .or(q.after.as_deref())
+        .filter(|c| !c.is_empty())
+    {
+        None => None,
+        Some(c) => Some(crate::store::parse_cursor(c).ok_or_else(|| {
+            ApiError::invalid("cursor", "cursor: not a next_cursor of this feed")
+        })?),
+    };
+    let page = state.services.event_feed(after, kind, limit).await?;
+    Ok(Json(EventPageView {
+        data: page.events.iter().map(EventView::new).collect(),
+        next_cursor: page.next,
+    }))
+}
+
+/// One event.
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "webhooks",
+    params(("id" = String, Path, description = "Event id")),
+    responses((status = 200, body = EventView), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn get_event(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<EventView>, ApiError> {
+    let id = crate::domain::EventId::parse(&id)
+        .map_err(|_| ApiError::from(crate::service::ServiceError::NotFound(id.clone())))?;
+    let e = state.services.feed_event(&id).await?;
+    Ok(Json(EventView::new(&e)))
+}

@@ -194,7 +194,7 @@ impl Services {
                 let to = self
                     .store
                     .transition(
-                        &p.id,
+                        p,
                         PaymentStatus::Approving,
                         event,
                         &change,
@@ -244,7 +244,7 @@ impl Services {
         if let Some(to) = self
             .store
             .transition(
-                &p.id,
+                p,
                 PaymentStatus::Approving,
                 Event::Approved,
                 &change,
@@ -353,7 +353,7 @@ impl Services {
         };
         self.store
             .transition(
-                &p.id,
+                p,
                 from,
                 Event::MismatchCanceled,
                 &change,

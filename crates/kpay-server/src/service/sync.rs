@@ -128,7 +128,7 @@ impl Services {
         );
         self.store
             .transition(
-                &p.id,
+                &p,
                 from,
                 event,
                 &change,
@@ -192,7 +192,7 @@ impl Services {
             };
             self.store
                 .transition(
-                    &p.id,
+                    p,
                     from,
                     Event::Approved,
                     &change,
@@ -227,7 +227,7 @@ impl Services {
             };
             self.store
                 .transition(
-                    &p.id,
+                    p,
                     from,
                     event,
                     &change,
@@ -295,7 +295,7 @@ impl Services {
                 let change = PaymentChange::check_at(Some(p.expires_at.plus(EXPIRY_CHECK_DELAY)));
                 self.store
                     .transition(
-                        &p.id,
+                        p,
                         from,
                         Event::ApproveRetryable,
                         &change,

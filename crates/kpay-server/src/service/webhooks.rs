@@ -100,3 +100,26 @@ impl Services {
         Ok((self.endpoint(id).await?, secret))
     }
 }
+
+impl Services {
+    /// A page of events, oldest first.
+    pub(crate) async fn event_feed(
+        &self,
+        after: Option<(i64, i64)>,
+        kind: Option<crate::domain::EventType>,
+        limit: u32,
+    ) -> Result<crate::store::EventPage, ServiceError> {
+        Ok(self.store.events_page(after, kind, limit).await?)
+    }
+
+    /// One event of the feed.
+    pub(crate) async fn feed_event(
+        &self,
+        id: &crate::domain::EventId,
+    ) -> Result<crate::store::EventRecord, ServiceError> {
+        self.store
+            .event(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(id.to_string()))
+    }
+}

@@ -17,6 +17,7 @@ mod api_keys;
 mod events;
 mod idempotency;
 mod leases;
+mod outbox;
 mod payments;
 mod postgres;
 mod refunds;
@@ -29,6 +30,7 @@ mod subscriptions;
 mod webhooks;
 
 pub use idempotency::IdemBegin;
+pub use outbox::{EventPage, EventRecord, parse_cursor};
 pub use payments::{ListFilter, Page};
 pub use refunds::{BeginRefund, RefundEnd};
 pub use reports::{DayTotal, ReconcilerRun};
@@ -118,6 +120,38 @@ enum Db {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// How the API shows a payment: the `data.object` of the events written with its changes.
+    render: Renderer,
+}
+
+/// Renders a payment as the API shows it (the HTTP layer's view, given at start-up: the store
+/// does not depend on it).
+#[derive(Clone)]
+pub struct Renderer(std::sync::Arc<dyn Fn(&crate::domain::Payment) -> String + Send + Sync>);
+
+impl Renderer {
+    /// From the function that renders.
+    pub fn new(f: impl Fn(&crate::domain::Payment) -> String + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+
+    /// `{"object": …}` for `p`.
+    pub(crate) fn data(&self, p: &crate::domain::Payment) -> String {
+        format!("{{\"object\":{}}}", (self.0)(p))
+    }
+}
+
+impl Default for Renderer {
+    /// The payment's id only (a store used without the API, in tools).
+    fn default() -> Self {
+        Self::new(|p| format!("{{\"id\":\"{}\"}}", p.id))
+    }
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Renderer")
+    }
 }
 
 /// A value bound to a column of a row built from a column list (`rows::payment_values`).
@@ -264,6 +298,7 @@ impl Store {
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             Ok(Store {
                 db: Db::Postgres(pool),
+                render: Renderer::default(),
             })
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
@@ -331,7 +366,14 @@ impl Store {
         spawn_checkpointer(reader.clone());
         Ok(Store {
             db: Db::Sqlite { writer, reader },
+            render: Renderer::default(),
         })
+    }
+
+    /// This store, rendering event objects with `render`.
+    pub fn with_renderer(mut self, render: Renderer) -> Self {
+        self.render = render;
+        self
     }
 
     /// A round trip to the database, through the path writes take (on SQLite its one writer:

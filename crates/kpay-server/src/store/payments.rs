@@ -7,8 +7,18 @@ use super::rows::{PAYMENT_COLUMNS, PaymentRow, convert, payment_values};
 use super::sql::{Claim, push_claim, push_update};
 use super::{Db, Store, StoreError, postgres, push_insert, read};
 use crate::domain::{
-    Detail, Event, Payment, PaymentChange, PaymentId, PaymentStatus, Timestamp, transition,
+    Detail, Event, EventId, EventType, Payment, PaymentChange, PaymentId, PaymentStatus, Timestamp,
+    transition,
 };
+
+/// An event to write with a change.
+#[derive(Debug)]
+pub(super) struct Outbox {
+    pub(super) id: EventId,
+    pub(super) kind: EventType,
+    /// `{"object": …}`; its `object.version` is set to the row's by the insert.
+    pub(super) data: String,
+}
 use kakaopay::PgToken;
 use sqlx::{QueryBuilder, SqliteConnection};
 
@@ -65,7 +75,7 @@ impl Store {
     /// changed it first); an event the machine refuses is an error and writes nothing.
     pub async fn transition(
         &self,
-        id: &PaymentId,
+        p: &Payment,
         from: PaymentStatus,
         event: Event,
         change: &PaymentChange,
@@ -73,9 +83,19 @@ impl Store {
         now: Timestamp,
     ) -> Result<Option<PaymentStatus>, StoreError> {
         let to = transition(from, event)?;
+        // The event the change tells of, rendered from the payment as it will be; written by
+        // the same statement (PostgreSQL) or transaction (SQLite), with the version the row
+        // really got.
+        let outbox = EventType::of_payment(event).map(|kind| Outbox {
+            id: EventId::generate(),
+            kind,
+            data: self.render.data(&p.applied(to, change, now)),
+        });
+        let id = &p.id;
         let done = match &self.db {
             Db::Postgres(pool) => {
-                postgres::transition(pool, id, from, to, event, change, &detail, now).await?
+                postgres::transition(pool, id, from, to, event, change, &detail, now, outbox)
+                    .await?
             }
             Db::Sqlite { writer, .. } => {
                 let (id, change) = (id.clone(), change.clone());
@@ -88,6 +108,19 @@ impl Store {
                             if n == 1 {
                                 conn.insert_event(&id, Some(from), to, event.into(), &detail, now)
                                     .await?;
+                                if let Some(o) = outbox {
+                                    sqlx::query(
+                                        "INSERT INTO events (id, type, object_id, object_version, data, created_at) \
+                                         SELECT $1, $2, id, version, json_set($3, '$.object.version', version), $4 FROM payments WHERE id = $5",
+                                    )
+                                    .bind(o.id.as_str())
+                                    .bind(<&str>::from(o.kind))
+                                    .bind(o.data)
+                                    .bind(now.millis())
+                                    .bind(id.as_str())
+                                    .execute(&mut *conn)
+                                    .await?;
+                                }
                             }
                             Ok(n == 1)
                         })

@@ -2,6 +2,7 @@
 //! log line's `INSERT`), so that a payment's create, claim and approval cost one round trip each
 //! and no transaction. SQLite runs the same changes as two statements on its writer.
 
+use super::payments::Outbox;
 use super::rows::{PAYMENT_COLUMNS, PaymentRow, payment_values};
 use super::sql::{Claim, push_claim, push_update};
 use super::{StoreError, push_insert};
@@ -66,12 +67,31 @@ pub(super) async fn transition(
     change: &PaymentChange,
     detail: &Detail,
     now: Timestamp,
+    outbox: Option<Outbox>,
 ) -> Result<bool, StoreError> {
     let mut qb = QueryBuilder::<Postgres>::new("WITH u AS (");
     push_update!(qb, id, from, to, change, now);
-    qb.push(format!(" RETURNING id) {EVENT_INSERT}"));
-    push_event_values(&mut qb, Some(from), to, event.into(), detail, now);
-    qb.push(" FROM u");
+    match outbox {
+        None => {
+            qb.push(format!(" RETURNING id) {EVENT_INSERT}"));
+            push_event_values(&mut qb, Some(from), to, event.into(), detail, now);
+            qb.push(" FROM u");
+        }
+        Some(o) => {
+            // One statement still: the log line and the event both from the updated row.
+            qb.push(format!(" RETURNING id, version), pe AS ({EVENT_INSERT}"));
+            push_event_values(&mut qb, Some(from), to, event.into(), detail, now);
+            qb.push(" FROM u) INSERT INTO events (id, type, object_id, object_version, data, created_at) SELECT ")
+                .push_bind(o.id.as_str().to_owned())
+                .push(", ")
+                .push_bind(<&str>::from(o.kind))
+                .push(", u.id, u.version, jsonb_set(")
+                .push_bind(o.data)
+                .push("::jsonb, '{object,version}', to_jsonb(u.version))::text, ")
+                .push_bind(now.millis())
+                .push(" FROM u");
+        }
+    }
     Ok(qb.build().execute(pool).await?.rows_affected() == 1)
 }
 

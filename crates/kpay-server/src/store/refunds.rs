@@ -63,7 +63,7 @@ impl Store {
         let refund = refund.clone();
         write_tx!(self, |conn| {
             let n = sqlx::query(
-                "UPDATE payments SET refund_in_flight = $1, updated_at = $2, next_check_at = $3 \
+                "UPDATE payments SET refund_in_flight = $1, updated_at = $2, next_check_at = $3, version = version + 1 \
                  WHERE id = $4 AND status = $5 AND refund_in_flight IS NULL AND canceled_total = $6",
             )
             .bind(refund.id.as_str())
@@ -165,7 +165,7 @@ impl Store {
                 return Ok(false);
             }
             sqlx::query(
-                "UPDATE payments SET status = $1, updated_at = $2, refund_in_flight = NULL, \
+                "UPDATE payments SET status = $1, updated_at = $2, refund_in_flight = NULL, version = version + 1, \
                  canceled_total = COALESCE($3, canceled_total), canceled_tax_free = COALESCE($4, canceled_tax_free), \
                  canceled_vat = COALESCE($5, canceled_vat), canceled_green_deposit = COALESCE($6, canceled_green_deposit), \
                  canceled_at = COALESCE($7, canceled_at), next_check_at = NULL \
@@ -206,7 +206,7 @@ impl Store {
         write_tx!(self, |conn| {
             let at = refund.created_at.millis();
             let n = sqlx::query(
-                "UPDATE payments SET status = $1, updated_at = $2, canceled_total = $3, canceled_tax_free = $4, \
+                "UPDATE payments SET status = $1, updated_at = $2, version = version + 1, canceled_total = $3, canceled_tax_free = $4, \
                  canceled_vat = $5, canceled_green_deposit = $6, canceled_at = $7 WHERE id = $8 AND status = $9 \
                  AND refund_in_flight IS NULL AND canceled_total = $10",
             )

@@ -19,7 +19,7 @@ pub(super) const PAYMENT_COLUMNS: &str = "id, status, cid, tid, aid, partner_ord
     canceled_tax_free, canceled_vat, canceled_green_deposit, payment_method_type, card_info, channel, redirect_url, \
     redirect_pc_url, redirect_mobile_url, redirect_app_url, return_url, pg_token, failure_code, failure_message, \
     refund_in_flight, created_at, updated_at, expires_at, approve_started_at, approved_at, canceled_at, \
-    next_check_at, idempotency_key, check_attempts, resend_count, subscription_id";
+    next_check_at, idempotency_key, check_attempts, resend_count, subscription_id, version";
 
 /// A payment row.
 #[derive(Debug, sqlx::FromRow)]
@@ -65,6 +65,7 @@ pub(super) struct PaymentRow {
     check_attempts: i64,
     resend_count: i64,
     subscription_id: Option<String>,
+    version: i64,
 }
 
 impl PaymentRow {
@@ -225,6 +226,7 @@ impl TryFrom<PaymentRow> for Payment {
             subscription_id: c.opt("subscription_id", r.subscription_id, |s| {
                 SubscriptionId::parse(&s)
             })?,
+            version: r.version,
             id: PaymentId::parse(&r.id).map_err(|_| c.corrupt("id"))?,
         })
     }
@@ -279,6 +281,7 @@ pub(super) fn payment_values(p: &Payment) -> Vec<(&'static str, Value)> {
             "subscription_id",
             Text(p.subscription_id.as_ref().map(|s| s.as_str().to_owned())),
         ),
+        ("version", Int(Some(p.version))),
     ]
 }
 

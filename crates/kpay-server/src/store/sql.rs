@@ -52,7 +52,7 @@ macro_rules! push_update {
             .push_bind($to.as_str())
             .push(", updated_at = ")
             .push_bind($now.millis())
-            .push(", check_attempts = 0");
+            .push(", check_attempts = 0, version = version + 1");
         for (column, value) in $crate::store::sql::change_values($change) {
             $qb.push(format!(", {column} = "));
             match value {
@@ -94,7 +94,7 @@ macro_rules! push_claim {
         let window = $c.window_start.millis();
         $qb.push("UPDATE payments SET status = ")
             .push_bind($c.to.as_str())
-            .push(", updated_at = ")
+            .push(", version = version + 1, updated_at = ")
             .push_bind(now)
             .push(", pg_token = ")
             .push_bind($c.pg_token.clone())
