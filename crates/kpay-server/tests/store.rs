@@ -461,3 +461,52 @@ async fn a_broken_due_row_is_set_aside(backend: Backend, _g: kakaopay::Generatio
     store.close().await;
 }
 both_backends!(a_broken_due_row_is_set_aside);
+
+/// An event carries the version the row really got, even when the caller's copy of the
+/// payment was older than the row (the rendered JSON is corrected in the same statement).
+async fn an_event_has_the_rows_version(backend: Backend, _g: kakaopay::Generation) {
+    let scratch = Scratch::new(backend).await;
+    let store = Store::connect(&scratch.url).await.unwrap();
+    let now = Timestamp::now();
+    let p = record(7, now);
+    store.insert_payment(&p, Detail::none()).await.unwrap();
+    assert_eq!(p.version, 1);
+    // A claim (no event) moves the row to version 2; `p` stays the stale copy.
+    store
+        .transition(
+            &p,
+            PaymentStatus::Ready,
+            Event::ApproveClaimed,
+            &PaymentChange::default(),
+            Detail::none(),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let fresh = store.payment(&p.id).await.unwrap().unwrap();
+    assert_eq!(fresh.version, 2);
+    store
+        .transition(
+            &p,
+            PaymentStatus::Approving,
+            Event::ApproveFailed,
+            &PaymentChange::default(),
+            Detail::none(),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let page = store.events_page(None, None, 10).await.unwrap();
+    assert_eq!(page.events.len(), 1, "only the failure is news: {page:?}");
+    let e = &page.events[0];
+    assert_eq!(e.object_version, 3);
+    let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+    assert_eq!(data["object"]["version"], 3, "{data}");
+    // (A bare store renders the id only; the server renders the API's view.)
+    assert_eq!(data["object"]["id"], p.id.as_str(), "{data}");
+    assert_eq!(store.payment(&p.id).await.unwrap().unwrap().version, 3);
+    store.close().await;
+}
+both_backends!(an_event_has_the_rows_version);

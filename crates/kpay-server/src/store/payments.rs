@@ -16,7 +16,9 @@ use crate::domain::{
 pub(super) struct Outbox {
     pub(super) id: EventId,
     pub(super) kind: EventType,
-    /// `{"object": …}`; its `object.version` is set to the row's by the insert.
+    /// The version `data` was rendered with (the row's, unless it moved meanwhile).
+    pub(super) version: i64,
+    /// `{"object": …}`; its `object.version` is set to the row's by the insert if it differs.
     pub(super) data: String,
 }
 use kakaopay::PgToken;
@@ -86,10 +88,14 @@ impl Store {
         // The event the change tells of, rendered from the payment as it will be; written by
         // the same statement (PostgreSQL) or transaction (SQLite), with the version the row
         // really got.
-        let outbox = EventType::of_payment(event).map(|kind| Outbox {
-            id: EventId::generate(),
-            kind,
-            data: self.render.data(&p.applied(to, change, now)),
+        let outbox = EventType::of_payment(event).map(|kind| {
+            let after = p.applied(to, change, now);
+            Outbox {
+                id: EventId::generate(),
+                kind,
+                version: after.version,
+                data: self.render.data(&after),
+            }
         });
         let id = &p.id;
         let done = match &self.db {
@@ -109,15 +115,19 @@ impl Store {
                                 conn.insert_event(&id, Some(from), to, event.into(), &detail, now)
                                     .await?;
                                 if let Some(o) = outbox {
+                                    // The rendered version is right unless the row moved
+                                    // meanwhile; only then is the JSON rewritten.
                                     sqlx::query(
                                         "INSERT INTO events (id, type, object_id, object_version, data, created_at) \
-                                         SELECT $1, $2, id, version, json_set($3, '$.object.version', version), $4 FROM payments WHERE id = $5",
+                                         SELECT $1, $2, id, version, CASE WHEN version = $6 THEN $3 \
+                                         ELSE json_set($3, '$.object.version', version) END, $4 FROM payments WHERE id = $5",
                                     )
                                     .bind(o.id.as_str())
                                     .bind(<&str>::from(o.kind))
                                     .bind(o.data)
                                     .bind(now.millis())
                                     .bind(id.as_str())
+                                    .bind(o.version)
                                     .execute(&mut *conn)
                                     .await?;
                                 }

@@ -85,9 +85,13 @@ pub(super) async fn transition(
                 .push_bind(o.id.as_str().to_owned())
                 .push(", ")
                 .push_bind(<&str>::from(o.kind))
-                .push(", u.id, u.version, jsonb_set(")
+                .push(", u.id, u.version, CASE WHEN u.version = ")
+                .push_bind(o.version)
+                .push(" THEN ")
+                .push_bind(o.data.clone())
+                .push(" ELSE jsonb_set(")
                 .push_bind(o.data)
-                .push("::jsonb, '{object,version}', to_jsonb(u.version))::text, ")
+                .push("::jsonb, '{object,version}', to_jsonb(u.version))::text END, ")
                 .push_bind(now.millis())
                 .push(" FROM u");
         }
