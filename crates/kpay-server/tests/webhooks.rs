@@ -270,3 +270,59 @@ async fn payment_changes_write_their_events(backend: Backend, generation: Genera
     app.stop().await;
 }
 both_backends!(payment_changes_write_their_events);
+
+/// Refunds tell of themselves and of the payment's new status, each event with the payment as
+/// `GET` shows it then (its refunds included); a refused refund tells only of itself.
+async fn refunds_write_their_events(backend: Backend, generation: Generation) {
+    let app = TestApp::spawn(backend, generation).await;
+    let paid = app.paid(10_000).await;
+    let id = paid["id"].as_str().unwrap();
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/payments/{id}/cancel"),
+            json!({"amount": 4000, "reason": "부분 반품"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after_partial = app.payment(id).await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/payments/{id}/cancel"),
+            json!({"amount": 6000, "reason": "전액"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after_full = app.payment(id).await;
+    assert_eq!(after_full["status"], "canceled");
+
+    let (_, feed) = app.get("/api/v1/events").await;
+    let events = feed["data"].as_array().unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "payment.approved",
+            "refund.succeeded",
+            "payment.partially_canceled",
+            "refund.succeeded",
+            "payment.canceled"
+        ],
+        "{feed}"
+    );
+    assert_eq!(events[2]["data"]["object"], after_partial, "{}", events[2]);
+    assert_eq!(events[4]["data"]["object"], after_full, "{}", events[4]);
+    assert_eq!(
+        events[4]["data"]["object"]["refunds"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let versions: Vec<i64> = events
+        .iter()
+        .map(|e| e["data"]["object"]["version"].as_i64().unwrap())
+        .collect();
+    assert!(versions.windows(2).all(|w| w[0] <= w[1]), "{versions:?}");
+    app.stop().await;
+}
+both_backends!(refunds_write_their_events);

@@ -146,11 +146,10 @@ pub(crate) struct PaymentView {
     pub(crate) canceled_at: Option<String>,
 }
 
-/// The renderer of event objects: a payment as `GET /api/v1/payments/{id}` shows it (the
-/// events of status changes come before any refund, so with none).
+/// The renderer of event objects: a payment as `GET /api/v1/payments/{id}` shows it.
 pub(crate) fn event_renderer() -> crate::store::Renderer {
-    crate::store::Renderer::new(|p| {
-        serde_json::to_string(&PaymentView::new(p, Some(&[])))
+    crate::store::Renderer::new(|p, refunds| {
+        serde_json::to_string(&PaymentView::new(p, Some(refunds)))
             .unwrap_or_else(|_| format!("{{\"id\":\"{}\"}}", p.id))
     })
 }

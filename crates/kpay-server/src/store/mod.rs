@@ -127,24 +127,33 @@ pub struct Store {
 /// Renders a payment as the API shows it (the HTTP layer's view, given at start-up: the store
 /// does not depend on it).
 #[derive(Clone)]
-pub struct Renderer(std::sync::Arc<dyn Fn(&crate::domain::Payment) -> String + Send + Sync>);
+pub struct Renderer(std::sync::Arc<RenderFn>);
+
+/// A payment and its refunds → the API's JSON of the payment.
+type RenderFn = dyn Fn(&crate::domain::Payment, &[crate::domain::Refund]) -> String + Send + Sync;
 
 impl Renderer {
     /// From the function that renders.
-    pub fn new(f: impl Fn(&crate::domain::Payment) -> String + Send + Sync + 'static) -> Self {
+    pub fn new(
+        f: impl Fn(&crate::domain::Payment, &[crate::domain::Refund]) -> String + Send + Sync + 'static,
+    ) -> Self {
         Self(std::sync::Arc::new(f))
     }
 
-    /// `{"object": …}` for `p`.
-    pub(crate) fn data(&self, p: &crate::domain::Payment) -> String {
-        format!("{{\"object\":{}}}", (self.0)(p))
+    /// `{"object": …}` for `p` with its `refunds`.
+    pub(crate) fn data(
+        &self,
+        p: &crate::domain::Payment,
+        refunds: &[crate::domain::Refund],
+    ) -> String {
+        format!("{{\"object\":{}}}", (self.0)(p, refunds))
     }
 }
 
 impl Default for Renderer {
     /// The payment's id only (a store used without the API, in tools).
     fn default() -> Self {
-        Self::new(|p| format!("{{\"id\":\"{}\"}}", p.id))
+        Self::new(|p, _| format!("{{\"id\":\"{}\",\"version\":{}}}", p.id, p.version))
     }
 }
 

@@ -34,6 +34,52 @@ pub struct EventPage {
     pub next: Option<String>,
 }
 
+/// Inside a write transaction on `$conn`: the events `$kinds` of payment `$payment_id`, each
+/// with the payment as it is now in this transaction (and its refunds), rendered by `$render`.
+/// An unreadable row fails the transaction: no change without its event.
+macro_rules! write_payment_events {
+    ($conn:expr, $render:expr, $payment_id:expr, $kinds:expr, $now:expr) => {{
+        let sql = format!(
+            "SELECT {} FROM payments WHERE id = $1",
+            $crate::store::rows::PAYMENT_COLUMNS
+        );
+        let row: $crate::store::rows::PaymentRow = sqlx::query_as(&sql)
+            .bind($payment_id.as_str())
+            .fetch_one(&mut *$conn)
+            .await?;
+        let p = $crate::domain::Payment::try_from(row)
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        let sql = format!(
+            "SELECT {} FROM refunds WHERE payment_id = $1 ORDER BY created_at, id",
+            $crate::store::rows::REFUND_COLUMNS
+        );
+        let rows: Vec<$crate::store::rows::RefundRow> = sqlx::query_as(&sql)
+            .bind($payment_id.as_str())
+            .fetch_all(&mut *$conn)
+            .await?;
+        let refunds = rows
+            .into_iter()
+            .map($crate::domain::Refund::try_from)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        let data = $render.data(&p, &refunds);
+        for kind in $kinds {
+            sqlx::query(
+                "INSERT INTO events (id, type, object_id, object_version, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind($crate::domain::EventId::generate().as_str().to_owned())
+            .bind(<&str>::from(kind))
+            .bind(p.id.as_str())
+            .bind(p.version)
+            .bind(data.clone())
+            .bind($now.millis())
+            .execute(&mut *$conn)
+            .await?;
+        }
+    }};
+}
+pub(crate) use write_payment_events;
+
 type EventRow = (i64, i64, String, String, String, i64, String, i64);
 
 const SELECT_PG: &str = "SELECT tx::text::bigint, seq, id, type, object_id, object_version, data, created_at FROM events";

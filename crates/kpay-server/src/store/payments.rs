@@ -94,7 +94,8 @@ impl Store {
                 id: EventId::generate(),
                 kind,
                 version: after.version,
-                data: self.render.data(&after),
+                // A status change of the approval's kind happens before any refund.
+                data: self.render.data(&after, &[]),
             }
         });
         let id = &p.id;

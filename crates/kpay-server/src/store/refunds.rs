@@ -4,12 +4,13 @@
 //! status is [`refund_event`]'s and [`transition`]'s decision, never computed here.
 
 use super::events::InsertEvent;
+use super::outbox::write_payment_events;
 use super::push_insert;
 use super::rows::{REFUND_COLUMNS, RefundRow, convert, refund_values};
 use super::{Store, StoreError, read, write, write_tx};
 use crate::domain::{
-    Amounts, Cause, Detail, Failure, PaymentId, PaymentStatus, Refund, RefundAid, RefundId,
-    RefundStatus, Timestamp, refund_event, transition,
+    Amounts, Cause, Detail, EventType, Failure, PaymentId, PaymentStatus, Refund, RefundAid,
+    RefundId, RefundStatus, Timestamp, refund_event, transition,
 };
 use kakaopay::Amount;
 use sqlx::QueryBuilder;
@@ -132,6 +133,19 @@ impl Store {
             RefundEnd::Failed { .. } => (from, Cause::RefundFailed, None),
         };
         let (payment_id, refund_id) = (payment_id.clone(), refund_id.clone());
+        // What the merchant hears of: the refund's outcome, and the payment's new status.
+        let mut kinds = vec![match &end {
+            RefundEnd::Succeeded { .. } => EventType::RefundSucceeded,
+            RefundEnd::Failed { .. } => EventType::RefundFailed,
+        }];
+        match to {
+            PaymentStatus::Canceled if to != from => kinds.push(EventType::PaymentCanceled),
+            PaymentStatus::PartiallyCanceled if refunded.is_some() => {
+                kinds.push(EventType::PaymentPartiallyCanceled);
+            }
+            _ => {}
+        }
+        let render = self.render.clone();
         write_tx!(self, |conn| {
             let n = match &end {
                 RefundEnd::Succeeded { aid, .. } => sqlx::query(
@@ -184,6 +198,7 @@ impl Store {
             .await?;
             conn.insert_event(&payment_id, Some(from), to, cause, &detail, now)
                 .await?;
+            write_payment_events!(conn, render, payment_id, kinds, now);
             Ok(true)
         })
     }
@@ -203,6 +218,13 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let to = transition(from, refund_event(&paid, &refunded, false))?;
         let refund = refund.clone();
+        let mut kinds = vec![EventType::RefundSucceeded];
+        kinds.push(if to == PaymentStatus::Canceled {
+            EventType::PaymentCanceled
+        } else {
+            EventType::PaymentPartiallyCanceled
+        });
+        let render = self.render.clone();
         write_tx!(self, |conn| {
             let at = refund.created_at.millis();
             let n = sqlx::query(
@@ -238,6 +260,8 @@ impl Store {
                 refund.created_at,
             )
             .await?;
+            let now = refund.created_at;
+            write_payment_events!(conn, render, refund.payment_id, kinds, now);
             Ok(true)
         })
     }
