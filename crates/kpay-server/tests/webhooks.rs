@@ -9,6 +9,21 @@ use common::*;
 use kakaopay::Generation;
 use serde_json::json;
 
+/// The feed at `path` once it holds `n` events. On PostgreSQL the feed shows a transaction
+/// once every older one in the cluster has ended (so nothing can appear behind a cursor):
+/// other tests' transactions may hold the newest back for a moment.
+async fn feed_of(app: &TestApp, path: &str, n: usize) -> serde_json::Value {
+    for _ in 0..100 {
+        let (status, feed) = app.get(path).await;
+        assert_eq!(status, 200, "{feed}");
+        if feed["data"].as_array().unwrap().len() >= n {
+            return feed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the feed {path} never held {n} events");
+}
+
 async fn endpoints_lifecycle(backend: Backend, generation: Generation) {
     let app = TestApp::spawn(backend, generation).await;
     // A sandbox KakaoPay is local development: a loopback http receiver is fine.
@@ -224,8 +239,7 @@ async fn payment_changes_write_their_events(backend: Backend, generation: Genera
     let quit = app.payment(quit["id"].as_str().unwrap()).await;
     assert_eq!(quit["status"], "quit");
 
-    let (status, feed) = app.get("/api/v1/events").await;
-    assert_eq!(status, 200, "{feed}");
+    let feed = feed_of(&app, "/api/v1/events", 2).await;
     let events = feed["data"].as_array().unwrap();
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["payment.approved", "payment.quit"], "{feed}");
@@ -295,7 +309,7 @@ async fn refunds_write_their_events(backend: Backend, generation: Generation) {
     let after_full = app.payment(id).await;
     assert_eq!(after_full["status"], "canceled");
 
-    let (_, feed) = app.get("/api/v1/events").await;
+    let feed = feed_of(&app, "/api/v1/events", 5).await;
     let events = feed["data"].as_array().unwrap();
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
@@ -326,3 +340,87 @@ async fn refunds_write_their_events(backend: Backend, generation: Generation) {
     app.stop().await;
 }
 both_backends!(refunds_write_their_events);
+
+/// A subscription's life as events: activated, renewed, a refused renewal (payment_failed and
+/// past_due), canceled — each with the subscription as `GET` shows it then.
+async fn subscription_changes_write_their_events(backend: Backend, generation: Generation) {
+    let app = TestApp::spawn_with(backend, generation, |c| {
+        c.reconcile_interval = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let (status, s) = app
+        .post("/api/v1/subscriptions", json!({"partner_user_id": "hook-1", "item_name": "월간 커피 구독", "amount": 9900, "interval": "month"}))
+        .await;
+    assert_eq!(status, 201, "{s}");
+    let id = s["id"].as_str().unwrap().to_owned();
+    let p = app
+        .payment(s["registration_payment_id"].as_str().unwrap())
+        .await;
+    let callback = app.authorize(&p).await;
+    app.browse(&callback).await;
+    let advance = |secs: i64| {
+        let app = &app;
+        async move {
+            let (status, b) = app
+                .post("/api/v1/test/clock/advance", json!({ "seconds": secs }))
+                .await;
+            assert_eq!(status, 200, "{b}");
+        }
+    };
+    advance(32 * 86_400).await;
+    let renewed = app.get(&format!("/api/v1/subscriptions/{id}")).await.1;
+    app.fault(json!({"endpoint":"subscription","action":"error","error_code":-782,"count":1}))
+        .await;
+    advance(31 * 86_400).await;
+    let (status, canceled) = app
+        .post(&format!("/api/v1/subscriptions/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{canceled}");
+    let canceled = app.get(&format!("/api/v1/subscriptions/{id}")).await.1;
+
+    let feed = feed_of(&app, "/api/v1/events?limit=100", 7).await;
+    let subs: Vec<&serde_json::Value> = feed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap().starts_with("subscription."))
+        .collect();
+    let types: Vec<&str> = subs.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "subscription.activated",
+            "subscription.renewed",
+            "subscription.payment_failed",
+            "subscription.past_due",
+            "subscription.canceled"
+        ],
+        "{feed}"
+    );
+    assert_eq!(subs[1]["data"]["object"], renewed, "{}", subs[1]);
+    // Canceled as it was then: KakaoPay's inactivation of the SID came after, a later version.
+    let at_cancel = &subs[4]["data"]["object"];
+    assert_eq!(at_cancel["status"], "canceled");
+    assert_eq!(at_cancel["cancel_reason"], canceled["cancel_reason"]);
+    assert!(at_cancel["inactivated_at"].is_null() && canceled["inactivated_at"].is_string());
+    assert!(
+        at_cancel["version"].as_i64() < canceled["version"].as_i64(),
+        "{at_cancel} {canceled}"
+    );
+    assert!(
+        subs.iter()
+            .all(|e| e["data"]["object"]["id"] == id.as_str())
+    );
+    // Renewal payments tell of themselves too (as payments).
+    assert!(
+        feed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "payment.approved")
+            .count()
+            >= 1
+    );
+    app.stop().await;
+}
+both_backends!(subscription_changes_write_their_events);

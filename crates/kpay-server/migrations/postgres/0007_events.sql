@@ -3,6 +3,7 @@
 -- {"object": …} with the object as the API showed it right after the change; `object_version`
 -- is the object's version then (it grows with every change), so receivers can drop stale events.
 ALTER TABLE payments ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE subscriptions ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 -- PostgreSQL numbers rows when they are inserted, not when they commit: a reader that saw seq
 -- 11 could miss 10 committing after it. So the feed is ordered by (tx, seq) and only shows
 -- transactions older than every one still running (pg_snapshot_xmin): nothing can appear

@@ -3,6 +3,7 @@
 -- {"object": …} with the object as the API showed it right after the change; `object_version`
 -- is the object's version then (it grows with every change), so receivers can drop stale events.
 ALTER TABLE payments ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE subscriptions ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 -- SQLite has one writer: `seq` is commit order.
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -153,6 +153,8 @@ pub struct Subscription {
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
+    /// Grows by one with every change: of two copies, the larger is newer.
+    pub version: i64,
 }
 
 impl Subscription {
@@ -531,6 +533,7 @@ mod tests {
             idempotency_key: None,
             created_at: ts(1_700_000_000),
             updated_at: ts(1_700_000_000),
+            version: 1,
         }
     }
 

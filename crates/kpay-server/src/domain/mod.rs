@@ -40,4 +40,5 @@ pub use time::Timestamp;
 pub(crate) use time::kst;
 pub use webhook::{
     Destination, DestinationError, EndpointStatus, EventSelection, EventType, WebhookEndpoint,
+    subscription_events,
 };

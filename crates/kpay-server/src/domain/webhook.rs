@@ -88,6 +88,37 @@ impl EventType {
     }
 }
 
+/// The events a subscription's change tells of: `event` as the machine took it (`None` when
+/// it refused or there was none), from `from` to `to`.
+pub fn subscription_events(
+    from: super::SubscriptionStatus,
+    to: super::SubscriptionStatus,
+    event: Option<super::SubscriptionEvent>,
+) -> Vec<EventType> {
+    use super::SubscriptionEvent as E;
+    use super::SubscriptionStatus as S;
+    let mut out = Vec::new();
+    match event {
+        Some(E::Registered) if from != to => out.push(EventType::SubscriptionActivated),
+        Some(E::ChargedCurrent | E::ChargedEarlier) => out.push(EventType::SubscriptionRenewed),
+        Some(E::RenewalFailed) => {
+            out.push(EventType::SubscriptionPaymentFailed);
+            if to == S::PastDue && from != S::PastDue {
+                out.push(EventType::SubscriptionPastDue);
+            }
+        }
+        Some(E::RetriesExhausted) => {
+            out.push(EventType::SubscriptionPaymentFailed);
+            if to == S::Unpaid && from != S::Unpaid {
+                out.push(EventType::SubscriptionUnpaid);
+            }
+        }
+        Some(E::Canceled) if from != to => out.push(EventType::SubscriptionCanceled),
+        _ => {}
+    }
+    out
+}
+
 /// The event types an endpoint receives: all (`["*"]`) or a set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EventSelection {
@@ -300,6 +331,50 @@ mod tests {
             assert!(name.contains('.'), "{name}");
         }
         assert_eq!(EventType::iter().count(), 15);
+    }
+
+    #[test]
+    fn subscription_changes_map_to_the_contracts_events() {
+        use crate::domain::{SubscriptionEvent as E, SubscriptionStatus as S};
+        assert_eq!(
+            subscription_events(S::Incomplete, S::Active, Some(E::Registered)),
+            [EventType::SubscriptionActivated]
+        );
+        assert_eq!(
+            subscription_events(S::Active, S::PastDue, Some(E::RenewalFailed)),
+            [
+                EventType::SubscriptionPaymentFailed,
+                EventType::SubscriptionPastDue
+            ]
+        );
+        assert_eq!(
+            subscription_events(S::PastDue, S::PastDue, Some(E::RenewalFailed)),
+            [EventType::SubscriptionPaymentFailed]
+        );
+        assert_eq!(
+            subscription_events(S::PastDue, S::Unpaid, Some(E::RetriesExhausted)),
+            [
+                EventType::SubscriptionPaymentFailed,
+                EventType::SubscriptionUnpaid
+            ]
+        );
+        assert_eq!(
+            subscription_events(S::PastDue, S::Active, Some(E::ChargedCurrent)),
+            [EventType::SubscriptionRenewed]
+        );
+        assert_eq!(
+            subscription_events(S::Active, S::Canceled, Some(E::Canceled)),
+            [EventType::SubscriptionCanceled]
+        );
+        assert!(subscription_events(S::Active, S::Active, None).is_empty());
+        assert!(
+            subscription_events(
+                S::Incomplete,
+                S::IncompleteExpired,
+                Some(E::RegistrationExpired)
+            )
+            .is_empty()
+        );
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub(crate) struct SubscriptionView {
     /// Where it stands.
     #[schema(value_type = String, example = "active")]
     pub(crate) status: SubscriptionStatus,
+    /// Grows with every change: of two copies, the larger is newer.
+    pub(crate) version: i64,
     /// Subscription CID.
     pub(crate) cid: String,
     /// The buyer.
@@ -165,6 +167,7 @@ impl SubscriptionView {
             SubscriptionStatus::Active | SubscriptionStatus::PastDue
         );
         Self {
+            version: s.version,
             id: s.id.to_string(),
             status: s.status,
             cid: s.cid.as_str().to_owned(),

@@ -146,12 +146,19 @@ pub(crate) struct PaymentView {
     pub(crate) canceled_at: Option<String>,
 }
 
-/// The renderer of event objects: a payment as `GET /api/v1/payments/{id}` shows it.
+/// The renderer of event objects: a payment as `GET /api/v1/payments/{id}` shows it, a
+/// subscription as `GET /api/v1/subscriptions/{id}` (past registration: no redirect).
 pub(crate) fn event_renderer() -> crate::store::Renderer {
-    crate::store::Renderer::new(|p, refunds| {
-        serde_json::to_string(&PaymentView::new(p, Some(refunds)))
-            .unwrap_or_else(|_| format!("{{\"id\":\"{}\"}}", p.id))
-    })
+    crate::store::Renderer::new(
+        |p, refunds| {
+            serde_json::to_string(&PaymentView::new(p, Some(refunds)))
+                .unwrap_or_else(|_| format!("{{\"id\":\"{}\"}}", p.id))
+        },
+        |s| {
+            serde_json::to_string(&super::subscriptions::SubscriptionView::new(s, None))
+                .unwrap_or_else(|_| format!("{{\"id\":\"{}\"}}", s.id))
+        },
+    )
 }
 
 impl PaymentView {

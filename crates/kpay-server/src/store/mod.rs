@@ -124,20 +124,33 @@ pub struct Store {
     render: Renderer,
 }
 
-/// Renders a payment as the API shows it (the HTTP layer's view, given at start-up: the store
+/// Renders objects as the API shows them (the HTTP layer's views, given at start-up: the store
 /// does not depend on it).
 #[derive(Clone)]
-pub struct Renderer(std::sync::Arc<RenderFn>);
+pub struct Renderer {
+    payment: std::sync::Arc<PaymentRenderFn>,
+    subscription: std::sync::Arc<SubscriptionRenderFn>,
+}
 
 /// A payment and its refunds → the API's JSON of the payment.
-type RenderFn = dyn Fn(&crate::domain::Payment, &[crate::domain::Refund]) -> String + Send + Sync;
+type PaymentRenderFn =
+    dyn Fn(&crate::domain::Payment, &[crate::domain::Refund]) -> String + Send + Sync;
+/// A subscription → the API's JSON of it.
+type SubscriptionRenderFn = dyn Fn(&crate::domain::Subscription) -> String + Send + Sync;
 
 impl Renderer {
-    /// From the function that renders.
+    /// From the functions that render.
     pub fn new(
-        f: impl Fn(&crate::domain::Payment, &[crate::domain::Refund]) -> String + Send + Sync + 'static,
+        payment: impl Fn(&crate::domain::Payment, &[crate::domain::Refund]) -> String
+        + Send
+        + Sync
+        + 'static,
+        subscription: impl Fn(&crate::domain::Subscription) -> String + Send + Sync + 'static,
     ) -> Self {
-        Self(std::sync::Arc::new(f))
+        Self {
+            payment: std::sync::Arc::new(payment),
+            subscription: std::sync::Arc::new(subscription),
+        }
     }
 
     /// `{"object": …}` for `p` with its `refunds`.
@@ -146,14 +159,22 @@ impl Renderer {
         p: &crate::domain::Payment,
         refunds: &[crate::domain::Refund],
     ) -> String {
-        format!("{{\"object\":{}}}", (self.0)(p, refunds))
+        format!("{{\"object\":{}}}", (self.payment)(p, refunds))
+    }
+
+    /// `{"object": …}` for `s`.
+    pub(crate) fn subscription_data(&self, s: &crate::domain::Subscription) -> String {
+        format!("{{\"object\":{}}}", (self.subscription)(s))
     }
 }
 
 impl Default for Renderer {
-    /// The payment's id only (a store used without the API, in tools).
+    /// Ids and versions only (a store used without the API, in tools).
     fn default() -> Self {
-        Self::new(|p, _| format!("{{\"id\":\"{}\",\"version\":{}}}", p.id, p.version))
+        Self::new(
+            |p, _| format!("{{\"id\":\"{}\",\"version\":{}}}", p.id, p.version),
+            |s| format!("{{\"id\":\"{}\",\"version\":{}}}", s.id, s.version),
+        )
     }
 }
 

@@ -15,7 +15,7 @@ pub(super) const SUBSCRIPTION_COLUMNS: &str = "id, status, cid, partner_user_id,
     registration_payment_id, sid_sealed, sid_last4, registered_at, billing_anchor, next_period, \
     next_charge_at, dunning_started_at, dunning_retries, cancel_at_period_end, canceled_at, \
     cancel_reason, inactivated_at, last_charged_at, last_kakaopay_approved_at, idempotency_key, \
-    created_at, updated_at";
+    created_at, updated_at, version";
 
 /// A subscription row.
 #[derive(Debug, sqlx::FromRow)]
@@ -50,6 +50,7 @@ pub(super) struct SubscriptionRow {
     idempotency_key: Option<String>,
     created_at: i64,
     updated_at: i64,
+    version: i64,
 }
 
 impl TryFrom<SubscriptionRow> for Subscription {
@@ -105,6 +106,7 @@ impl TryFrom<SubscriptionRow> for Subscription {
             idempotency_key: r.idempotency_key,
             created_at: c.time("created_at", r.created_at)?,
             updated_at: c.time("updated_at", r.updated_at)?,
+            version: r.version,
             id: SubscriptionId::parse(&r.id).map_err(|_| c.corrupt("id"))?,
         })
     }
@@ -136,6 +138,7 @@ pub(super) fn subscription_values(s: &Subscription) -> Vec<(&'static str, Value)
         ("idempotency_key", Text(s.idempotency_key.clone())),
         ("created_at", Int(Some(s.created_at.millis()))),
         ("updated_at", Int(Some(s.updated_at.millis()))),
+        ("version", Int(Some(s.version))),
     ]
 }
 

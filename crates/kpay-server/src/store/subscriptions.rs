@@ -5,6 +5,7 @@
 //! open attempt per subscription.
 
 use super::events::InsertEvent;
+use super::outbox::write_payment_events;
 use super::rows::{PAYMENT_COLUMNS, PaymentRow, convert, payment_values};
 use super::subscription_rows::{
     CHARGE_COLUMNS, ChargeRow, SUBSCRIPTION_COLUMNS, SUBSCRIPTION_LOG_COLUMNS, SubscriptionLogRow,
@@ -12,8 +13,8 @@ use super::subscription_rows::{
 };
 use super::{Db, Store, StoreError, Value, push_insert, read, write_tx};
 use crate::domain::{
-    Cause, Charge, ChargeFailureKind, ChargeId, ChargeStatus, Detail, DunningSchedule, Payment,
-    PaymentStatus, Subscription, SubscriptionCause, SubscriptionEvent, SubscriptionId,
+    Cause, Charge, ChargeFailureKind, ChargeId, ChargeStatus, Detail, DunningSchedule, EventType,
+    Payment, PaymentStatus, Subscription, SubscriptionCause, SubscriptionEvent, SubscriptionId,
     SubscriptionLogLine, SubscriptionStatus, Timestamp, subscription_transition,
 };
 use sqlx::QueryBuilder;
@@ -210,7 +211,7 @@ macro_rules! push_sub_change {
 /// is not one `w` expects (nothing written). With `status = …`, the caller already locked the
 /// row and read its status (one statement fewer on a hot path).
 macro_rules! apply_sub_write {
-    ($conn:expr, $w:expr, $now:expr, $pg:expr) => {{
+    ($conn:expr, $w:expr, $now:expr, $pg:expr, $render:expr) => {{
         let w: &SubWrite = $w;
         let lock = if $pg { " FOR UPDATE" } else { "" };
         let found: Option<String> = sqlx::query_scalar(&format!(
@@ -219,9 +220,9 @@ macro_rules! apply_sub_write {
         .bind(w.id.as_str())
         .fetch_optional(&mut *$conn)
         .await?;
-        apply_sub_write!($conn, w, $now, $pg, status = found)
+        apply_sub_write!($conn, w, $now, $pg, $render, status = found)
     }};
-    ($conn:expr, $w:expr, $now:expr, $pg:expr, status = $found:expr) => {{
+    ($conn:expr, $w:expr, $now:expr, $pg:expr, $render:expr, status = $found:expr) => {{
         let w: &SubWrite = $w;
         let now: Timestamp = $now;
         let found: Option<String> = $found;
@@ -230,13 +231,15 @@ macro_rules! apply_sub_write {
             Some(from) if w.expect.as_ref().is_none_or(|e| e.contains(&from)) => {
                 // The machine decides; an event it refuses in this status changes no status
                 // (the fields, such as a charge's bookkeeping, are still written).
-                let to = w
+                let taken = w
                     .event
+                    .filter(|e| subscription_transition(from, *e).is_ok());
+                let to = taken
                     .and_then(|e| subscription_transition(from, e).ok())
                     .unwrap_or(from);
                 let mut qb = QueryBuilder::new("UPDATE subscriptions SET status = ");
                 qb.push_bind(<&str>::from(to))
-                    .push(", updated_at = ")
+                    .push(", version = version + 1, updated_at = ")
                     .push_bind(now.millis());
                 push_sub_change!(qb, &w.change, $pg);
                 qb.push(" WHERE id = ").push_bind(w.id.as_str().to_owned());
@@ -250,6 +253,32 @@ macro_rules! apply_sub_write {
                     let detail = w.log.as_ref().map(|(_, d)| d.clone()).unwrap_or_default();
                     insert_sub_event(&mut *$conn, &w.id, Some(from), to, cause, &detail, now)
                         .await?;
+                }
+                // The events it tells of, with the subscription as it is now in this
+                // transaction (an outbox: no change without its event).
+                let kinds = crate::domain::subscription_events(from, to, taken);
+                if !kinds.is_empty() {
+                    let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1");
+                    let row: SubscriptionRow = sqlx::query_as(&sql)
+                        .bind(w.id.as_str())
+                        .fetch_one(&mut *$conn)
+                        .await?;
+                    let sub = Subscription::try_from(row)
+                        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                    let data = $render.subscription_data(&sub);
+                    for kind in kinds {
+                        sqlx::query(
+                            "INSERT INTO events (id, type, object_id, object_version, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(crate::domain::EventId::generate().as_str().to_owned())
+                        .bind(<&str>::from(kind))
+                        .bind(sub.id.as_str())
+                        .bind(sub.version)
+                        .bind(data.clone())
+                        .bind(now.millis())
+                        .execute(&mut *$conn)
+                        .await?;
+                    }
                 }
                 Ok::<_, sqlx::Error>(Some((from, to)))
             }
@@ -537,7 +566,8 @@ impl Store {
     ) -> Result<Option<(SubscriptionStatus, SubscriptionStatus)>, StoreError> {
         let pg = self.is_pg();
         let w = w.clone();
-        write_tx!(self, |conn| apply_sub_write!(conn, &w, now, pg))
+        let render = self.render.clone();
+        write_tx!(self, |conn| apply_sub_write!(conn, &w, now, pg, render))
     }
 
     /// Leases up to `limit` subscriptions due at `now` to `owner` until `until`: on PostgreSQL
@@ -807,6 +837,7 @@ impl Store {
     ) -> Result<Finished, StoreError> {
         let pg = self.is_pg();
         let end = end.clone();
+        let render = self.render.clone();
         write_tx!(self, |conn| {
             // The subscription first, as every writer of it does: one lock order, no deadlock.
             let lock = if pg { " FOR UPDATE" } else { "" };
@@ -842,6 +873,8 @@ impl Store {
                     now,
                 )
                 .await?;
+                let pid = p.id.clone();
+                write_payment_events!(conn, render, pid, [EventType::PaymentApproved], now);
             }
             let mut qb = QueryBuilder::new("UPDATE subscription_charges SET status = ");
             qb.push_bind(<&str>::from(end.status));
@@ -877,7 +910,7 @@ impl Store {
             if canceled {
                 w.change.next_charge_at = None;
             }
-            let _ = apply_sub_write!(conn, &w, now, pg, status = Some(sub_status))?;
+            let _ = apply_sub_write!(conn, &w, now, pg, render, status = Some(sub_status))?;
             Ok(if canceled {
                 Finished::RecordedCanceled
             } else {
@@ -900,6 +933,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let pg = self.is_pg();
         let (charge, sub, payment) = (charge.clone(), sub.clone(), payment.clone());
+        let render = self.render.clone();
         write_tx!(self, |conn| {
             let lock = if pg { " FOR UPDATE" } else { "" };
             let found: Option<String> = sqlx::query_scalar(&format!(
@@ -942,6 +976,8 @@ impl Store {
                 now,
             )
             .await?;
+            let pid = payment.id.clone();
+            write_payment_events!(conn, render, pid, [EventType::PaymentApproved], now);
             // Found charged by lookup, without its TID: this is that charge.
             let linked = sqlx::query(
                 "UPDATE subscription_charges SET payment_id = $1, message = NULL WHERE id = $2 \
@@ -989,8 +1025,9 @@ impl Store {
     ) -> Result<Option<(SubscriptionStatus, SubscriptionStatus)>, StoreError> {
         let pg = self.is_pg();
         let (w, charge) = (w.clone(), charge.cloned());
+        let render = self.render.clone();
         write_tx!(self, |conn| {
-            let applied = apply_sub_write!(conn, &w, now, pg)?;
+            let applied = apply_sub_write!(conn, &w, now, pg, render)?;
             if applied.is_some()
                 && let Some(ch) = &charge
             {

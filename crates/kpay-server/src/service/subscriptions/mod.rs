@@ -221,6 +221,7 @@ impl Services {
             idempotency_key: key.map(|k| k.key.clone()),
             created_at: now,
             updated_at: now,
+            version: 1,
         };
         let stored = self
             .store
