@@ -4,7 +4,8 @@
 -- is the object's version then (it grows with every change), so receivers can drop stale events.
 ALTER TABLE payments ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
 ALTER TABLE subscriptions ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
--- SQLite has one writer: `seq` is commit order.
+-- SQLite has one writer: `seq` (the rowid) is commit order. No index on type: a type filter
+-- reads along seq (every renewal writes two events).
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -14,4 +15,3 @@ CREATE TABLE events (
     data TEXT NOT NULL,
     created_at BIGINT NOT NULL
 );
-CREATE INDEX events_type ON events (type, seq);

@@ -64,21 +64,38 @@ macro_rules! write_payment_events {
             .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         let data = $render.data(&p, &refunds);
         for kind in $kinds {
-            sqlx::query(
-                "INSERT INTO events (id, type, object_id, object_version, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind($crate::domain::EventId::generate().as_str().to_owned())
-            .bind(<&str>::from(kind))
-            .bind(p.id.as_str())
-            .bind(p.version)
-            .bind(data.clone())
-            .bind($now.millis())
-            .execute(&mut *$conn)
-            .await?;
+            $crate::store::outbox::insert_event_row!(
+                $conn,
+                kind,
+                p.id.as_str(),
+                p.version,
+                data.clone(),
+                $now
+            )?;
         }
     }};
 }
 pub(crate) use write_payment_events;
+
+/// Inserts one event row on `$conn` (either backend's connection, inside the change's
+/// transaction).
+macro_rules! insert_event_row {
+    ($conn:expr, $kind:expr, $object_id:expr, $version:expr, $data:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO events (id, type, object_id, object_version, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind($crate::domain::EventId::generate().as_str().to_owned())
+        .bind(<&str>::from($kind))
+        .bind($object_id.to_owned())
+        .bind($version)
+        .bind($data)
+        .bind($now.millis())
+        .execute(&mut *$conn)
+        .await
+        .map(|_| ())
+    };
+}
+pub(crate) use insert_event_row;
 
 type EventRow = (i64, i64, String, String, String, i64, String, i64);
 

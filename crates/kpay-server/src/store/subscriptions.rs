@@ -5,7 +5,7 @@
 //! open attempt per subscription.
 
 use super::events::InsertEvent;
-use super::outbox::write_payment_events;
+use super::outbox::{insert_event_row, write_payment_events};
 use super::rows::{PAYMENT_COLUMNS, PaymentRow, convert, payment_values};
 use super::subscription_rows::{
     CHARGE_COLUMNS, ChargeRow, SUBSCRIPTION_COLUMNS, SUBSCRIPTION_LOG_COLUMNS, SubscriptionLogRow,
@@ -243,7 +243,20 @@ macro_rules! apply_sub_write {
                     .push_bind(now.millis());
                 push_sub_change!(qb, &w.change, $pg);
                 qb.push(" WHERE id = ").push_bind(w.id.as_str().to_owned());
-                qb.build().execute(&mut *$conn).await?;
+                // The events it tells of, with the subscription as the update left it (read
+                // back by the update itself): an outbox, no change without its event.
+                let kinds = crate::domain::subscription_events(from, to, taken);
+                let after: Option<Subscription> = if kinds.is_empty() {
+                    qb.build().execute(&mut *$conn).await?;
+                    None
+                } else {
+                    qb.push(format!(" RETURNING {SUBSCRIPTION_COLUMNS}"));
+                    let row: SubscriptionRow = qb.build_query_as().fetch_one(&mut *$conn).await?;
+                    Some(
+                        Subscription::try_from(row)
+                            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?,
+                    )
+                };
                 let cause = match (&w.log, w.event) {
                     (Some((cause, _)), _) => Some(*cause),
                     (None, Some(e)) if to != from => Some(SubscriptionCause::from(e)),
@@ -254,30 +267,17 @@ macro_rules! apply_sub_write {
                     insert_sub_event(&mut *$conn, &w.id, Some(from), to, cause, &detail, now)
                         .await?;
                 }
-                // The events it tells of, with the subscription as it is now in this
-                // transaction (an outbox: no change without its event).
-                let kinds = crate::domain::subscription_events(from, to, taken);
-                if !kinds.is_empty() {
-                    let sql = format!("SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE id = $1");
-                    let row: SubscriptionRow = sqlx::query_as(&sql)
-                        .bind(w.id.as_str())
-                        .fetch_one(&mut *$conn)
-                        .await?;
-                    let sub = Subscription::try_from(row)
-                        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+                if let Some(sub) = after {
                     let data = $render.subscription_data(&sub);
                     for kind in kinds {
-                        sqlx::query(
-                            "INSERT INTO events (id, type, object_id, object_version, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(crate::domain::EventId::generate().as_str().to_owned())
-                        .bind(<&str>::from(kind))
-                        .bind(sub.id.as_str())
-                        .bind(sub.version)
-                        .bind(data.clone())
-                        .bind(now.millis())
-                        .execute(&mut *$conn)
-                        .await?;
+                        insert_event_row!(
+                            $conn,
+                            kind,
+                            sub.id.as_str(),
+                            sub.version,
+                            data.clone(),
+                            now
+                        )?;
                     }
                 }
                 Ok::<_, sqlx::Error>(Some((from, to)))
@@ -873,8 +873,15 @@ impl Store {
                     now,
                 )
                 .await?;
-                let pid = p.id.clone();
-                write_payment_events!(conn, render, pid, [EventType::PaymentApproved], now);
+                // Just inserted from `p` (version 1, no refunds): rendered from it, not read back.
+                insert_event_row!(
+                    conn,
+                    EventType::PaymentApproved,
+                    p.id.as_str(),
+                    p.version,
+                    render.data(p, &[]),
+                    now
+                )?;
             }
             let mut qb = QueryBuilder::new("UPDATE subscription_charges SET status = ");
             qb.push_bind(<&str>::from(end.status));
