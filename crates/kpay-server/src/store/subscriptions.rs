@@ -382,24 +382,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let (payment, sub) = (payment.clone(), sub.clone());
         write_tx!(self, |conn| {
-            // The order's slot (one live or paid payment per merchant order) is the other
-            // charge's when the period was charged twice: this one goes in without it, so a
-            // charge KakaoPay made is never refused by the ledger.
-            let taken: Option<String> =
-                sqlx::query_scalar("SELECT id FROM payments WHERE order_slot = $1")
-                    .bind(payment.partner_order_id.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            let mut values = payment_values(&payment);
-            if taken.is_some() {
-                for (name, v) in &mut values {
-                    if *name == "order_slot" {
-                        *v = super::Value::Text(None);
-                    }
-                }
-            }
             let mut qb = QueryBuilder::new("");
-            push_insert!(qb, "payments", values);
+            push_insert!(qb, "payments", payment_values(&payment));
             qb.build().execute(&mut *conn).await?;
             conn.insert_event(
                 &payment.id,
