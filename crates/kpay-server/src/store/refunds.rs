@@ -116,7 +116,9 @@ impl Store {
         detail: Detail,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let (to, cause, refunded) = match &end {
+        // What the merchant hears of: the refund's outcome, and the payment's new status (the
+        // machine's event decides which, as for every payment change).
+        let (to, cause, refunded, kinds) = match &end {
             RefundEnd::Succeeded {
                 paid,
                 refunded,
@@ -124,27 +126,23 @@ impl Store {
                 ..
             } => {
                 let event = refund_event(paid, refunded, *asked_for_all);
+                let mut kinds = vec![EventType::RefundSucceeded];
+                kinds.extend(EventType::of_payment(event));
                 (
                     transition(from, event)?,
                     Cause::from(event),
                     Some(*refunded),
+                    kinds,
                 )
             }
-            RefundEnd::Failed { .. } => (from, Cause::RefundFailed, None),
+            RefundEnd::Failed { .. } => (
+                from,
+                Cause::RefundFailed,
+                None,
+                vec![EventType::RefundFailed],
+            ),
         };
         let (payment_id, refund_id) = (payment_id.clone(), refund_id.clone());
-        // What the merchant hears of: the refund's outcome, and the payment's new status.
-        let mut kinds = vec![match &end {
-            RefundEnd::Succeeded { .. } => EventType::RefundSucceeded,
-            RefundEnd::Failed { .. } => EventType::RefundFailed,
-        }];
-        match to {
-            PaymentStatus::Canceled if to != from => kinds.push(EventType::PaymentCanceled),
-            PaymentStatus::PartiallyCanceled if refunded.is_some() => {
-                kinds.push(EventType::PaymentPartiallyCanceled);
-            }
-            _ => {}
-        }
         let render = self.render.clone();
         write_tx!(self, |conn| {
             let n = match &end {
@@ -216,14 +214,11 @@ impl Store {
         known_refunded: Amount,
         detail: Detail,
     ) -> Result<bool, StoreError> {
-        let to = transition(from, refund_event(&paid, &refunded, false))?;
+        let event = refund_event(&paid, &refunded, false);
+        let to = transition(from, event)?;
         let refund = refund.clone();
         let mut kinds = vec![EventType::RefundSucceeded];
-        kinds.push(if to == PaymentStatus::Canceled {
-            EventType::PaymentCanceled
-        } else {
-            EventType::PaymentPartiallyCanceled
-        });
+        kinds.extend(EventType::of_payment(event));
         let render = self.render.clone();
         write_tx!(self, |conn| {
             let at = refund.created_at.millis();

@@ -4,6 +4,36 @@
 
 use super::*;
 
+/// Inserts a payment a charge created (from the column `$values` of `$p`), its first log line
+/// and its `payment.approved` event, rendered from `$p` itself (just inserted: version 1, no
+/// refunds, nothing to read back).
+macro_rules! insert_charged_payment {
+    ($conn:expr, $render:expr, $p:expr, $values:expr, $detail:expr, $now:expr) => {{
+        let p: &Payment = $p;
+        let mut qb = QueryBuilder::new("");
+        push_insert!(qb, "payments", $values);
+        qb.build().execute(&mut *$conn).await?;
+        $conn
+            .insert_event(
+                &p.id,
+                None,
+                PaymentStatus::Approved,
+                Cause::Approved,
+                &$detail,
+                $now,
+            )
+            .await?;
+        insert_event_row!(
+            $conn,
+            EventType::PaymentApproved,
+            p.id.as_str(),
+            p.version,
+            $render.data(p, &[]),
+            $now
+        )?;
+    }};
+}
+
 impl Store {
     /// Leases up to `limit` subscriptions due at `now` to `owner` until `until`: on PostgreSQL
     /// with `FOR UPDATE SKIP LOCKED`, so instances never wait for each other nor take the same.
@@ -262,27 +292,8 @@ impl Store {
             let canceled = sub_status == <&str>::from(SubscriptionStatus::Canceled);
             // The payment goes in before the charge points at it.
             if let Some(p) = &end.payment {
-                let mut qb = QueryBuilder::new("");
-                push_insert!(qb, "payments", payment_values(p));
-                qb.build().execute(&mut *conn).await?;
-                conn.insert_event(
-                    &p.id,
-                    None,
-                    PaymentStatus::Approved,
-                    Cause::Approved,
-                    &Detail::text(format!("subscription charge: tid {}", p.tid)),
-                    now,
-                )
-                .await?;
-                // Just inserted from `p` (version 1, no refunds): rendered from it, not read back.
-                insert_event_row!(
-                    conn,
-                    EventType::PaymentApproved,
-                    p.id.as_str(),
-                    p.version,
-                    render.data(p, &[]),
-                    now
-                )?;
+                let detail = Detail::text(format!("subscription charge: tid {}", p.tid));
+                insert_charged_payment!(conn, render, p, payment_values(p), detail, now);
             }
             let mut qb = QueryBuilder::new("UPDATE subscription_charges SET status = ");
             qb.push_bind(<&str>::from(end.status));
@@ -369,23 +380,11 @@ impl Store {
                     }
                 }
             }
-            let mut qb = QueryBuilder::new("");
-            push_insert!(qb, "payments", values);
-            qb.build().execute(&mut *conn).await?;
-            conn.insert_event(
-                &payment.id,
-                None,
-                PaymentStatus::Approved,
-                Cause::Approved,
-                &Detail::text(format!(
-                    "subscription charge {charge}: answer arrived after the attempt was judged (tid {})",
-                    payment.tid
-                )),
-                now,
-            )
-            .await?;
-            let pid = payment.id.clone();
-            write_payment_events!(conn, render, pid, [EventType::PaymentApproved], now);
+            let detail = Detail::text(format!(
+                "subscription charge {charge}: answer arrived after the attempt was judged (tid {})",
+                payment.tid
+            ));
+            insert_charged_payment!(conn, render, &payment, values, detail, now);
             // Found charged by lookup, without its TID: this is that charge.
             let linked = sqlx::query(
                 "UPDATE subscription_charges SET payment_id = $1, message = NULL WHERE id = $2 \

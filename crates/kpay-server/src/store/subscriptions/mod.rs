@@ -5,7 +5,7 @@
 //! open attempt per subscription.
 
 use super::events::InsertEvent;
-use super::outbox::{insert_event_row, write_payment_events};
+use super::outbox::insert_event_row;
 use super::rows::{PAYMENT_COLUMNS, PaymentRow, convert, payment_values};
 use super::subscription_rows::{
     CHARGE_COLUMNS, ChargeRow, SUBSCRIPTION_COLUMNS, SUBSCRIPTION_LOG_COLUMNS, SubscriptionLogRow,
