@@ -24,6 +24,8 @@ pub mod defaults {
     pub const DUNNING_SCHEDULE: &str = "1d,3d,5d,7d";
     /// `--renewal-concurrency`: subscription charges one instance has out at once.
     pub const RENEWAL_CONCURRENCY: usize = 32;
+    /// `--webhook-retry-schedule` (contract §6).
+    pub const WEBHOOK_RETRY_SCHEDULE: &str = "5,300,1800,7200,18000,36000,50400,72000,86400";
     /// `--reconcile-interval`, seconds.
     pub const RECONCILE_INTERVAL_SECS: u64 = 5;
     /// `--unknown-grace`, seconds.
@@ -66,6 +68,11 @@ pub struct ServerConfig {
     /// Webhook endpoints may be plain http and private or loopback addresses even with a real
     /// KakaoPay (always allowed with a sandbox: local development).
     pub webhook_allow_private: bool,
+    /// When failed webhook deliveries are tried again (seconds after the attempt before).
+    pub webhook_retry_schedule: crate::domain::RetrySchedule,
+    /// Whether this instance sends webhook deliveries (off: it only writes events, others
+    /// deliver them).
+    pub webhook_delivery: bool,
     /// The key that seals SIDs at rest (`KPAY_ENCRYPTION_KEY`, 64 hex digits); `None`: generated
     /// once into `<data-dir>/encryption.key` (mode 0600). Several instances on one database must
     /// share it.
@@ -114,6 +121,8 @@ impl ServerConfig {
             dunning_final: DunningFinal::Unpaid,
             renewal_concurrency: defaults::RENEWAL_CONCURRENCY,
             webhook_allow_private: false,
+            webhook_retry_schedule: crate::domain::RetrySchedule::standard(),
+            webhook_delivery: true,
             encryption_key: None,
             api_key: None,
             public_url: None,
@@ -170,6 +179,11 @@ impl fmt::Debug for ServerConfig {
             .field("subscription_cid", &self.subscription_cid.as_str())
             .field("dunning_schedule", &self.dunning_schedule.to_string())
             .field("dunning_final", &self.dunning_final)
+            .field(
+                "webhook_retry_schedule",
+                &self.webhook_retry_schedule.to_string(),
+            )
+            .field("webhook_delivery", &self.webhook_delivery)
             .field("encryption_key", &redacted(&self.encryption_key))
             .field("api_key", &redacted(&self.api_key))
             .field("public_url", &self.public_url)

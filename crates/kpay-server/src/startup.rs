@@ -181,6 +181,7 @@ pub struct Application {
     router: Router,
     state: AppState,
     reconciler: Reconciler,
+    deliveries: Option<crate::service::delivery::DeliveryWorker>,
     api_key: String,
     api_key_generated: bool,
     builtin_sandbox: bool,
@@ -219,6 +220,7 @@ async fn services(
             dunning_final: config.dunning_final,
             renewal_concurrency: config.renewal_concurrency,
             webhooks_local: config.webhook_allow_private || config.kakaopay_is_sandbox(),
+            webhook_retry_schedule: config.webhook_retry_schedule.clone(),
         },
         // A clock that tests can move exists only while KakaoPay is a sandbox.
         if test_clock {
@@ -342,6 +344,14 @@ impl Application {
             addr,
             public_url,
             router,
+            deliveries: if config.webhook_delivery {
+                Some(
+                    crate::service::delivery::DeliveryWorker::new(services.clone())
+                        .map_err(StartError::Config)?,
+                )
+            } else {
+                None
+            },
             reconciler: Reconciler::new(services, config.reconcile_interval),
             state,
             api_key,
@@ -380,6 +390,7 @@ impl Application {
     ) -> Result<(), StartError> {
         let stop = CancellationToken::new();
         let reconciler = tokio::spawn(self.reconciler.clone().run(stop.clone()));
+        let deliveries = self.deliveries.map(|w| tokio::spawn(w.run(stop.clone())));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
@@ -388,6 +399,9 @@ impl Application {
         tasks.close();
         if tokio::time::timeout(self.shutdown_timeout, async {
             let _ = reconciler.await;
+            if let Some(d) = deliveries {
+                let _ = d.await;
+            }
             tasks.wait().await;
         })
         .await

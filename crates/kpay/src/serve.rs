@@ -2,7 +2,7 @@
 
 use kakaopay::{Cid, Generation};
 use kpay_server::config::defaults;
-use kpay_server::domain::{DunningFinal, DunningSchedule};
+use kpay_server::domain::{DunningFinal, DunningSchedule, RetrySchedule};
 use kpay_server::{Application, ServerConfig};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -63,6 +63,12 @@ pub struct ServerArgs {
     /// Let webhook endpoints be plain http and private or loopback addresses with a real KakaoPay too (with a sandbox they always may).
     #[arg(long, env = "KPAY_WEBHOOK_ALLOW_PRIVATE")]
     webhook_allow_private: bool,
+    /// When failed webhook deliveries are tried again: seconds after the attempt before, comma separated (each with ±10 % jitter).
+    #[arg(long, env = "KPAY_WEBHOOK_RETRY_SCHEDULE", default_value = defaults::WEBHOOK_RETRY_SCHEDULE, value_parser = retry_schedule)]
+    webhook_retry_schedule: RetrySchedule,
+    /// Write events but send no webhook deliveries from this instance (other instances on the same database send them).
+    #[arg(long, env = "KPAY_NO_WEBHOOK_DELIVERY")]
+    no_webhook_delivery: bool,
     /// Key sealing SIDs at rest: 64 hex digits (`openssl rand -hex 32`). Default: generated once into <data-dir>/encryption.key (mode 0600). Instances sharing a database must share it.
     #[arg(
         long = "encryption-key",
@@ -114,6 +120,11 @@ impl From<Api> for Generation {
     }
 }
 
+/// A webhook retry schedule.
+fn retry_schedule(s: &str) -> Result<RetrySchedule, String> {
+    RetrySchedule::parse(s).map_err(|e| e.to_string())
+}
+
 /// A dunning schedule.
 fn dunning(s: &str) -> Result<DunningSchedule, String> {
     DunningSchedule::parse(s).map_err(|e| e.to_string())
@@ -163,6 +174,8 @@ impl ServerArgs {
         c.dunning_final = self.dunning_final;
         c.renewal_concurrency = self.renewal_concurrency;
         c.webhook_allow_private = self.webhook_allow_private;
+        c.webhook_retry_schedule = self.webhook_retry_schedule;
+        c.webhook_delivery = !self.no_webhook_delivery;
         c.encryption_key = match self.encryption_key {
             Some(k) if k.trim().is_empty() => {
                 return Err(

@@ -6,6 +6,7 @@
 
 mod billing;
 mod charge;
+mod delivery;
 mod event;
 mod ids;
 mod machine;
@@ -21,6 +22,10 @@ pub use charge::{
     Charge, ChargeFailureKind, ChargeKind, ChargeStatus, Dunning, DunningFinal, MERCHANT_HOLD,
     SEND_BUDGET, Subscription, SubscriptionCause, SubscriptionLogLine, Verdict, after_refusal,
     attempt_window, judge_lost_charge,
+};
+pub use delivery::{
+    Answer, DeliveryStatus, FAILING_LIMIT, MAX_RETRY_AFTER, RetrySchedule, RetryScheduleError,
+    Verdict as DeliveryVerdict, failing_too_long, judge as judge_attempt,
 };
 pub use event::{Cause, Detail, FailureCode, PaymentEvent};
 pub(crate) use ids::random_tail;
@@ -40,5 +45,5 @@ pub use time::Timestamp;
 pub(crate) use time::kst;
 pub use webhook::{
     Destination, DestinationError, EndpointStatus, EventSelection, EventType, WebhookEndpoint,
-    subscription_events,
+    is_internal, subscription_events,
 };

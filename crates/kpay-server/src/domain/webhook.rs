@@ -201,6 +201,8 @@ pub struct WebhookEndpoint {
     pub secret_sealed: String,
     /// The secret before the last rotation, sealed, and until when it still signs.
     pub previous_secret: Option<(String, Timestamp)>,
+    /// Since when every attempt to it failed (none since the last success: `None`).
+    pub failing_since: Option<Timestamp>,
     /// Created.
     pub created_at: Timestamp,
     /// Last change.

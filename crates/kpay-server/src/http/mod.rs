@@ -2,7 +2,7 @@
 //!
 //! | path | who | what |
 //! |---|---|---|
-//! | `/api/v1/…` | the merchant's backend (API key) | payments: create, read, list, refund, events, sync; subscriptions: create, read, list, charges, charge, cancel, sync; webhook endpoints: create, list, read, delete, rotate_secret |
+//! | `/api/v1/…` | the merchant's backend (API key) | payments: create, read, list, refund, events, sync; subscriptions: create, read, list, charges, charge, cancel, sync; webhook endpoints: create, list, read, delete, rotate_secret, disable, enable, deliveries; events: feed (long poll), read, deliveries, redeliver |
 //! | `/pay/{id}/…` | the buyer's browser (public) | KakaoPay's redirects: approve, cancel, fail; result pages |
 //! | `/healthz`, `/readyz`, `/metrics`, `/openapi.json` | operators | operations |
 //! | `/sandbox/…` | tests, demos | the built-in KakaoPay sandbox, when no key is configured |
@@ -10,6 +10,7 @@
 pub(crate) mod api;
 pub(crate) mod auth;
 pub(crate) mod body;
+pub(crate) mod deliveries;
 pub(crate) mod error;
 pub(crate) mod idempotency;
 pub(crate) mod ops;
@@ -54,6 +55,8 @@ pub(crate) struct AppState {
         subscriptions::cancel_subscription, subscriptions::sync_subscription,
         webhooks::create_endpoint, webhooks::list_endpoints, webhooks::get_endpoint,
         webhooks::delete_endpoint, webhooks::rotate_secret, webhooks::list_events, webhooks::get_event,
+        deliveries::event_deliveries, deliveries::redeliver, deliveries::endpoint_deliveries,
+        deliveries::disable_endpoint, deliveries::enable_endpoint,
         test_clock::now, test_clock::advance,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
@@ -138,6 +141,23 @@ fn api_routes(state: &AppState) -> Router<AppState> {
         )
         .route("/api/v1/events", get(webhooks::list_events))
         .route("/api/v1/events/{id}", get(webhooks::get_event))
+        .route(
+            "/api/v1/events/{id}/deliveries",
+            get(deliveries::event_deliveries),
+        )
+        .route("/api/v1/events/{id}/redeliver", post(deliveries::redeliver))
+        .route(
+            "/api/v1/webhook_endpoints/{id}/deliveries",
+            get(deliveries::endpoint_deliveries),
+        )
+        .route(
+            "/api/v1/webhook_endpoints/{id}/disable",
+            post(deliveries::disable_endpoint),
+        )
+        .route(
+            "/api/v1/webhook_endpoints/{id}/enable",
+            post(deliveries::enable_endpoint),
+        )
         .route("/api/v1/test/clock", get(test_clock::now))
         .route("/api/v1/test/clock/advance", post(test_clock::advance))
         .layer(middleware::from_fn_with_state(

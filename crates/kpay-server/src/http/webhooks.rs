@@ -10,6 +10,10 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// How often a long poll looks again.
+const LONG_POLL_STEP: Duration = Duration::from_millis(200);
 
 /// The longest description.
 const MAX_DESCRIPTION: usize = 500;
@@ -51,12 +55,15 @@ pub(crate) struct EndpointView {
     /// Until when the secret before the last rotation still signs alongside.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) previous_secret_expires_at: Option<String>,
+    /// Since when every delivery to it has failed (five days of that disable it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) failing_since: Option<String>,
     /// Created (KST).
     pub(crate) created_at: String,
 }
 
 impl EndpointView {
-    fn new(e: &WebhookEndpoint, secret: Option<&kpay_webhooks::Secret>) -> Self {
+    pub(crate) fn new(e: &WebhookEndpoint, secret: Option<&kpay_webhooks::Secret>) -> Self {
         Self {
             id: e.id.to_string(),
             url: e.url.as_str().to_owned(),
@@ -66,6 +73,7 @@ impl EndpointView {
             disabled_reason: e.disabled_reason.clone(),
             secret: secret.map(kpay_webhooks::Secret::expose),
             previous_secret_expires_at: e.previous_secret.as_ref().map(|(_, t)| time(*t)),
+            failing_since: e.failing_since.map(time),
             created_at: time(e.created_at),
         }
     }
@@ -78,7 +86,7 @@ pub(crate) struct EndpointListView {
     pub(crate) data: Vec<EndpointView>,
 }
 
-fn endpoint_id(id: &str) -> Result<WebhookEndpointId, ApiError> {
+pub(crate) fn endpoint_id(id: &str) -> Result<WebhookEndpointId, ApiError> {
     WebhookEndpointId::parse(id)
         .map_err(|_| ApiError::from(crate::service::ServiceError::NotFound(id.to_owned())))
 }
@@ -201,6 +209,8 @@ pub(crate) struct EventQuery {
     pub(crate) cursor: Option<String>,
     /// The same as `cursor` (the name `kpay listen` follows the feed with).
     pub(crate) after: Option<String>,
+    /// Seconds to wait for an event when there is none yet (long polling, 0–60; default 0).
+    pub(crate) wait: Option<i64>,
 }
 
 /// An event: what happened, and the object as the API showed it right after.
@@ -275,7 +285,21 @@ pub(crate) async fn list_events(
             ApiError::invalid("cursor", "cursor: not a next_cursor of this feed")
         })?),
     };
-    let page = state.services.event_feed(after, kind, limit).await?;
+    let wait = match q.wait {
+        None => Duration::ZERO,
+        Some(n @ 0..=60) => Duration::from_secs(n.unsigned_abs()),
+        Some(_) => return Err(ApiError::invalid("wait", "wait: 0 to 60 seconds")),
+    };
+    // Long polling: the feed is read again every 200 ms until something comes or the wait
+    // ends (a cheap indexed read; the writers are never waited on).
+    let until = tokio::time::Instant::now() + wait;
+    let page = loop {
+        let page = state.services.event_feed(after, kind, limit).await?;
+        if !page.events.is_empty() || tokio::time::Instant::now() >= until {
+            break page;
+        }
+        tokio::time::sleep(LONG_POLL_STEP.min(until - tokio::time::Instant::now())).await;
+    };
     Ok(Json(EventPageView {
         data: page.events.iter().map(EventView::new).collect(),
         next_cursor: page.next,

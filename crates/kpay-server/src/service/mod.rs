@@ -6,6 +6,7 @@
 mod approve;
 mod clock;
 mod create;
+pub(crate) mod delivery;
 mod keys;
 pub(crate) mod reconciler;
 mod refund;
@@ -48,6 +49,8 @@ pub(crate) struct Services {
     pub(crate) resolvers: Resolvers,
     /// The time source of every decision.
     pub(crate) clock: Clock,
+    /// Wakes this instance's webhook dispatcher (deliveries were added).
+    pub(crate) deliveries_due: Arc<tokio::sync::Notify>,
 }
 
 /// The Idempotency-Key of the request being served, as the idempotency layer hands it to the use
@@ -112,6 +115,8 @@ pub(crate) struct Settings {
     /// Webhook destinations may be http and private (`--webhook-allow-private`, or KakaoPay is
     /// a sandbox: local development).
     pub(crate) webhooks_local: bool,
+    /// When failed deliveries are tried again.
+    pub(crate) webhook_retry_schedule: crate::domain::RetrySchedule,
 }
 
 /// Why a use case failed.
@@ -242,6 +247,7 @@ impl Services {
             tasks: TaskTracker::new(),
             resolvers: Resolvers::default(),
             clock,
+            deliveries_due: Arc::default(),
         }
     }
 

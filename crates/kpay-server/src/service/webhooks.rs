@@ -47,6 +47,7 @@ impl Services {
             status: EndpointStatus::Enabled,
             disabled_reason: None,
             previous_secret: None,
+            failing_since: None,
             created_at: now,
             updated_at: now,
         };
@@ -73,7 +74,7 @@ impl Services {
 
     /// Removes an endpoint: nothing more is delivered to it.
     pub(crate) async fn delete_endpoint(&self, id: &WebhookEndpointId) -> Result<(), ServiceError> {
-        if self.store.delete_endpoint(id).await? {
+        if self.store.delete_endpoint(id, self.now()).await? {
             tracing::info!(endpoint = %id, "webhook endpoint removed");
             Ok(())
         } else {
@@ -121,5 +122,70 @@ impl Services {
             .event(id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(id.to_string()))
+    }
+}
+
+impl Services {
+    /// Sends `id` again to every enabled endpoint that wants it (whenever it was created); the
+    /// deliveries start new rounds of the schedule. Answers the endpoints it goes to.
+    pub(crate) async fn redeliver(
+        &self,
+        id: &crate::domain::EventId,
+    ) -> Result<Vec<WebhookEndpointId>, ServiceError> {
+        let event = self.feed_event(id).await?;
+        let to: Vec<WebhookEndpointId> = self
+            .store
+            .endpoints()
+            .await?
+            .into_iter()
+            .filter(|e| e.status == EndpointStatus::Enabled && e.events.wants(event.kind))
+            .map(|e| e.id)
+            .collect();
+        self.store.redeliver(&event, to.clone(), self.now()).await?;
+        self.deliveries_due.notify_one();
+        tracing::info!(event = %id, endpoints = to.len(), "event redelivery asked");
+        Ok(to)
+    }
+
+    /// The deliveries of one event, with every attempt.
+    pub(crate) async fn event_deliveries(
+        &self,
+        id: &crate::domain::EventId,
+    ) -> Result<Vec<crate::store::DeliveryRecord>, ServiceError> {
+        self.feed_event(id).await?;
+        Ok(self.store.event_deliveries(id).await?)
+    }
+
+    /// An endpoint's latest deliveries, newest first.
+    pub(crate) async fn endpoint_deliveries(
+        &self,
+        id: &WebhookEndpointId,
+        limit: i64,
+    ) -> Result<Vec<crate::store::DeliveryRecord>, ServiceError> {
+        self.endpoint(id).await?;
+        Ok(self.store.endpoint_deliveries(id, limit).await?)
+    }
+
+    /// Enables or disables an endpoint by the merchant's hand. Disabling ends its pending
+    /// deliveries (failed, "endpoint disabled"); enabling forgets its failures.
+    pub(crate) async fn set_endpoint_enabled(
+        &self,
+        id: &WebhookEndpointId,
+        enabled: bool,
+    ) -> Result<WebhookEndpoint, ServiceError> {
+        let (status, reason) = if enabled {
+            (EndpointStatus::Enabled, None)
+        } else {
+            (EndpointStatus::Disabled, Some("disabled by the merchant"))
+        };
+        if !self
+            .store
+            .set_endpoint_status(id, status, reason, self.now())
+            .await?
+        {
+            return Err(ServiceError::NotFound(id.to_string()));
+        }
+        tracing::info!(endpoint = %id, %status, "webhook endpoint status set");
+        self.endpoint(id).await
     }
 }

@@ -14,6 +14,7 @@
 //! totals, reconciler runs).
 
 mod api_keys;
+mod deliveries;
 mod events;
 mod idempotency;
 mod leases;
@@ -29,6 +30,7 @@ mod subscription_rows;
 mod subscriptions;
 mod webhooks;
 
+pub use deliveries::{AttemptRecord, AttemptRow, DeliveryRecord, Disabled, DueDelivery, FanOut};
 pub use idempotency::IdemBegin;
 pub use outbox::{EventPage, EventRecord, parse_cursor};
 pub use payments::{ListFilter, Page};

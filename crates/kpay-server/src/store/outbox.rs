@@ -25,6 +25,20 @@ pub struct EventRecord {
     pub cursor: String,
 }
 
+impl EventRecord {
+    /// The event as the API shows it and webhooks deliver it:
+    /// `{"id","type","created_at","data":{"object":…}}` (`data` is stored as JSON already).
+    pub fn to_json(&self) -> String {
+        let kind: &str = self.kind.into();
+        format!(
+            "{{\"id\":\"{}\",\"type\":\"{kind}\",\"created_at\":\"{}\",\"data\":{}}}",
+            self.id,
+            self.created_at.rfc3339(),
+            self.data
+        )
+    }
+}
+
 /// A page of the feed, oldest first.
 #[derive(Clone, Debug)]
 pub struct EventPage {
@@ -97,13 +111,13 @@ macro_rules! insert_event_row {
 }
 pub(crate) use insert_event_row;
 
-type EventRow = (i64, i64, String, String, String, i64, String, i64);
+pub(super) type EventRow = (i64, i64, String, String, String, i64, String, i64);
 
-const SELECT_PG: &str = "SELECT tx::text::bigint, seq, id, type, object_id, object_version, data, created_at FROM events";
-const SELECT_SQLITE: &str =
+pub(super) const SELECT_PG: &str = "SELECT tx::text::bigint, seq, id, type, object_id, object_version, data, created_at FROM events";
+pub(super) const SELECT_SQLITE: &str =
     "SELECT 0, seq, id, type, object_id, object_version, data, created_at FROM events";
 
-fn record(r: EventRow) -> Result<EventRecord, StoreError> {
+pub(super) fn record(r: EventRow) -> Result<EventRecord, StoreError> {
     let (tx, seq, id, kind, object_id, object_version, data, created_at) = r;
     let corrupt = |field| StoreError::Corrupt {
         table: "events",

@@ -1,12 +1,12 @@
 //! The merchant's webhook endpoints: stored with their sealed secrets, listed, rotated, removed.
 
 use super::rows::Columns;
-use super::{Store, StoreError, read, write};
+use super::{Store, StoreError, read, write, write_tx};
 use crate::domain::{
     Destination, EndpointStatus, EventSelection, Timestamp, WebhookEndpoint, WebhookEndpointId,
 };
 
-const ENDPOINT_COLUMNS: &str = "id, url, events, description, status, disabled_reason, secret_sealed, previous_secret_sealed, previous_until, created_at, updated_at";
+const ENDPOINT_COLUMNS: &str = "id, url, events, description, status, disabled_reason, secret_sealed, previous_secret_sealed, previous_until, failing_since, created_at, updated_at";
 
 #[derive(Debug, sqlx::FromRow)]
 struct EndpointRow {
@@ -19,6 +19,7 @@ struct EndpointRow {
     secret_sealed: String,
     previous_secret_sealed: Option<String>,
     previous_until: Option<i64>,
+    failing_since: Option<i64>,
     created_at: i64,
     updated_at: i64,
 }
@@ -50,6 +51,10 @@ impl TryFrom<EndpointRow> for WebhookEndpoint {
                 (Some(s), Some(until)) => Some((s, time("previous_until", until)?)),
                 _ => None,
             },
+            failing_since: r
+                .failing_since
+                .map(|t| time("failing_since", t))
+                .transpose()?,
             created_at: time("created_at", r.created_at)?,
             updated_at: time("updated_at", r.updated_at)?,
         })
@@ -62,7 +67,7 @@ impl Store {
         let e = e.clone();
         write!(self, |conn| {
             sqlx::query(&format!(
-                "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                "INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ))
             .bind(e.id.as_str())
             .bind(e.url.as_str())
@@ -73,6 +78,7 @@ impl Store {
             .bind(e.secret_sealed.clone())
             .bind(e.previous_secret.as_ref().map(|(s, _)| s.clone()))
             .bind(e.previous_secret.as_ref().map(|(_, t)| t.millis()))
+            .bind(e.failing_since.map(Timestamp::millis))
             .bind(e.created_at.millis())
             .bind(e.updated_at.millis())
             .execute(&mut *conn)
@@ -101,15 +107,50 @@ impl Store {
         super::rows::convert(rows)
     }
 
-    /// Removes an endpoint; `false` if there was none.
-    pub async fn delete_endpoint(&self, id: &WebhookEndpointId) -> Result<bool, StoreError> {
+    /// Removes an endpoint; `false` if there was none. Its pending deliveries end as failed
+    /// (their attempts stay readable per event).
+    pub async fn delete_endpoint(
+        &self,
+        id: &WebhookEndpointId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let id = id.to_string();
-        write!(self, |conn| {
+        write_tx!(self, |conn| {
+            super::deliveries::end_pending!(conn, id.as_str(), "endpoint deleted", now)?;
             sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
                 .bind(id.as_str())
                 .execute(&mut *conn)
                 .await
                 .map(|r| r.rows_affected() == 1)
+        })
+    }
+
+    /// Enables or disables an endpoint (`reason`: why it was disabled). Disabling ends its
+    /// pending deliveries as failed (`redeliver` sends an event again); enabling forgets past
+    /// failures. `false` if there is no such endpoint.
+    pub async fn set_endpoint_status(
+        &self,
+        id: &WebhookEndpointId,
+        status: EndpointStatus,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (id, reason) = (id.to_string(), reason.map(str::to_owned));
+        write_tx!(self, |conn| {
+            if status == EndpointStatus::Disabled {
+                super::deliveries::end_pending!(conn, id.as_str(), "endpoint disabled", now)?;
+            }
+            sqlx::query(
+                "UPDATE webhook_endpoints SET status = $1, disabled_reason = $2, failing_since = NULL, \
+                 updated_at = $3 WHERE id = $4",
+            )
+            .bind(<&str>::from(status))
+            .bind(reason.as_deref())
+            .bind(now.millis())
+            .bind(id.as_str())
+            .execute(&mut *conn)
+            .await
+            .map(|r| r.rows_affected() == 1)
         })
     }
 

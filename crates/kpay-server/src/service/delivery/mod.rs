@@ -1,0 +1,362 @@
+//! The webhook delivery worker of one instance, in three tasks that never run inside a
+//! payment's request:
+//!
+//! * **fan-out** follows the events outbox with one shared cursor and adds a delivery for every
+//!   endpoint that wants each event (one instance at a time: the cursor row is locked);
+//! * **dispatch** leases due deliveries (on PostgreSQL `FOR UPDATE SKIP LOCKED`: each goes to
+//!   one instance) for [`LEASE`], signs each with the endpoint's secrets (two while a rotated one
+//!   still signs) and sends it ([`sender`]), at most [`IN_FLIGHT`] at once and
+//!   [`PER_ENDPOINT`] to one endpoint, so a receiver that hangs holds up only its own;
+//! * **record** writes the attempts as they end, many per transaction, with what
+//!   [`crate::domain::judge_attempt`] decided: delivered, retry at…, given up, or endpoint gone.
+//!
+//! A crash mid-delivery leaves the lease to run out: the delivery is sent again, with the
+//! same `webhook-id`, at most [`LEASE`] after the server runs again. Delivery is at least
+//! once; receivers drop repeats by `webhook-id`.
+
+mod sender;
+
+pub(crate) use sender::ATTEMPT_TIMEOUT;
+
+use super::Services;
+use super::resolve::lease_token;
+use crate::domain::{
+    DeliveryVerdict, EventSelection, RetrySchedule, Timestamp, WebhookEndpoint, judge_attempt,
+};
+use crate::store::{AttemptRecord, DueDelivery};
+use kpay_webhooks::Secret;
+use sender::Sender;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// How long a leased delivery is this instance's: the attempt's 15 s and room to record it.
+pub(crate) const LEASE: Duration = Duration::from_secs(25);
+/// How often an idle worker looks for new events and due deliveries (other instances' events
+/// and retries; this instance's fan-out wakes its dispatch at once).
+const POLL: Duration = Duration::from_millis(100);
+/// Events per fan-out step.
+const FAN_OUT_BATCH: i64 = 500;
+/// Deliveries leased at once.
+const LEASE_BATCH: usize = 200;
+/// Deliveries in flight per instance.
+pub(crate) const IN_FLIGHT: usize = 256;
+/// Deliveries in flight to one endpoint.
+const PER_ENDPOINT: usize = 64;
+/// Attempts recorded per transaction at most.
+const RECORD_BATCH: usize = 500;
+
+/// An endpoint as the dispatcher signs for it.
+struct Target {
+    url: String,
+    events: EventSelection,
+    secrets: Vec<Secret>,
+}
+
+/// The delivery worker.
+#[derive(Clone, Debug)]
+pub(crate) struct DeliveryWorker {
+    services: Services,
+    sender: Sender,
+    schedule: RetrySchedule,
+}
+
+impl DeliveryWorker {
+    /// A worker for `services`.
+    pub(crate) fn new(services: Services) -> Result<Self, String> {
+        let sender = Sender::new(services.settings.webhooks_local)
+            .map_err(|e| format!("the webhook sender: {e}"))?;
+        Ok(Self {
+            schedule: services.settings.webhook_retry_schedule.clone(),
+            services,
+            sender,
+        })
+    }
+
+    /// Runs until `stop`; then sends nothing new, lets the attempts in flight end (each within
+    /// its 15 s) and records them.
+    pub(crate) async fn run(self, stop: CancellationToken) {
+        let fan_out = tokio::spawn(self.clone().fan_out(stop.clone()));
+        let (tx, rx) = mpsc::channel(IN_FLIGHT * 2);
+        let recorder = tokio::spawn(self.clone().record(rx));
+        self.dispatch(stop, tx).await;
+        let _ = fan_out.await;
+        let _ = recorder.await;
+    }
+
+    async fn fan_out(self, stop: CancellationToken) {
+        let store = &self.services.store;
+        loop {
+            let wait = match store.fan_out(self.services.now(), FAN_OUT_BATCH).await {
+                Ok(f) => {
+                    if f.deliveries > 0 {
+                        self.services.deliveries_due.notify_one();
+                    }
+                    if f.events as i64 == FAN_OUT_BATCH {
+                        Duration::ZERO
+                    } else {
+                        POLL
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook fan-out failed; trying again in a second");
+                    Duration::from_secs(1)
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn dispatch(&self, stop: CancellationToken, tx: mpsc::Sender<AttemptRecord>) {
+        let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+        let per_endpoint: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let mut secrets: HashMap<String, Secret> = HashMap::new();
+        while !stop.is_cancelled() {
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    p = permits.acquire() => drop(p),
+                }
+                continue;
+            }
+            let skip: Vec<String> = per_endpoint
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .filter(|(_, n)| **n >= PER_ENDPOINT)
+                .map(|(e, _)| e.clone())
+                .collect();
+            let owner = lease_token(&self.services.settings.instance);
+            let now = self.services.now();
+            let limit = i64::try_from(free.min(LEASE_BATCH)).unwrap_or(1);
+            let due = match self
+                .services
+                .store
+                .lease_deliveries(&owner, now, LEASE, limit, &skip)
+                .await
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not lease webhook deliveries; trying again in a second");
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    continue;
+                }
+            };
+            if due.is_empty() {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = self.services.deliveries_due.notified() => {}
+                    () = tokio::time::sleep(POLL) => {}
+                }
+                continue;
+            }
+            let targets = match self.targets(&mut secrets, now).await {
+                Ok(t) => Arc::new(t),
+                Err(e) => {
+                    // The leases run out and the deliveries are sent then.
+                    tracing::warn!(error = %e, "could not read the webhook endpoints");
+                    continue;
+                }
+            };
+            for d in due {
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    break;
+                };
+                let endpoint = d.endpoint_id.to_string();
+                *per_endpoint
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(endpoint.clone())
+                    .or_default() += 1;
+                let (this, tx, targets, counts, owner) = (
+                    self.clone(),
+                    tx.clone(),
+                    Arc::clone(&targets),
+                    Arc::clone(&per_endpoint),
+                    owner.clone(),
+                );
+                tokio::spawn(async move {
+                    if let Some(record) = this.attempt(d, &targets, owner).await {
+                        // The recorder outlives every sender (it ends when they are all gone).
+                        let _ = tx.send(record).await;
+                    }
+                    let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(n) = counts.get_mut(&endpoint) {
+                        *n -= 1;
+                        if *n == 0 {
+                            counts.remove(&endpoint);
+                        }
+                    }
+                    drop(permit);
+                });
+            }
+        }
+        // Wait for the attempts in flight (each ends within its timeout).
+        let all = u32::try_from(IN_FLIGHT).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(
+            ATTEMPT_TIMEOUT + Duration::from_secs(1),
+            permits.acquire_many(all),
+        )
+        .await;
+    }
+
+    /// The endpoints with their open secrets (kept open across rounds: opening is cheap but
+    /// not free, and a rotation changes the sealed text, so the cache key changes with it).
+    async fn targets(
+        &self,
+        cache: &mut HashMap<String, Secret>,
+        now: Timestamp,
+    ) -> Result<HashMap<String, Target>, super::ServiceError> {
+        let endpoints = self.services.store.endpoints().await?;
+        let mut out = HashMap::with_capacity(endpoints.len());
+        for e in endpoints {
+            match self.open_secrets(cache, &e, now) {
+                Ok(secrets) => {
+                    out.insert(
+                        e.id.to_string(),
+                        Target {
+                            url: e.url.as_str().to_owned(),
+                            events: e.events.clone(),
+                            secrets,
+                        },
+                    );
+                }
+                Err(why) => {
+                    tracing::error!(endpoint = %e.id, error = %why, "cannot open the endpoint's signing secret; nothing is sent to it unsigned");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn open_secrets(
+        &self,
+        cache: &mut HashMap<String, Secret>,
+        e: &WebhookEndpoint,
+        now: Timestamp,
+    ) -> Result<Vec<Secret>, String> {
+        let mut sealed = vec![e.secret_sealed.as_str()];
+        if let Some((previous, until)) = &e.previous_secret
+            && now < *until
+        {
+            sealed.push(previous.as_str());
+        }
+        let mut out = Vec::with_capacity(sealed.len());
+        for s in sealed {
+            if let Some(secret) = cache.get(s) {
+                out.push(secret.clone());
+                continue;
+            }
+            let text = self
+                .services
+                .settings
+                .vault
+                .open(e.id.as_str(), s)
+                .map_err(|e| e.to_string())?;
+            let secret = Secret::parse(&text).map_err(|e| e.to_string())?;
+            cache.insert(s.to_owned(), secret.clone());
+            out.push(secret);
+        }
+        Ok(out)
+    }
+
+    /// Sends one delivery and judges the answer; `None` if its endpoint is gone or no longer
+    /// wants the event (the lease runs out; the lease query skips deleted endpoints).
+    async fn attempt(
+        &self,
+        d: DueDelivery,
+        targets: &HashMap<String, Target>,
+        owner: String,
+    ) -> Option<AttemptRecord> {
+        let target = targets.get(d.endpoint_id.as_str())?;
+        if !target.events.wants(d.event.kind) {
+            return None;
+        }
+        let body = d.event.to_json();
+        // Receivers check the timestamp against their own clock: it is the machine's, never
+        // a test clock's.
+        let timestamp = chrono::Utc::now().timestamp();
+        let secrets: Vec<&Secret> = target.secrets.iter().collect();
+        let signature = kpay_webhooks::signature_header(
+            &secrets,
+            d.event.id.as_str(),
+            timestamp,
+            body.as_bytes(),
+        );
+        let started_at = self.services.now();
+        let sent = self
+            .sender
+            .send(
+                &target.url,
+                d.event.id.as_str(),
+                timestamp,
+                &signature,
+                body,
+            )
+            .await;
+        let verdict = judge_attempt(
+            sent.answer,
+            d.attempt,
+            &self.schedule,
+            self.services.now(),
+            rand::random::<f64>(),
+        );
+        if verdict != DeliveryVerdict::Delivered {
+            tracing::info!(event = %d.event.id, endpoint = %d.endpoint_id, attempt = d.attempt,
+                error = sent.error.as_deref().unwrap_or("-"), ?verdict, "webhook delivery failed");
+        }
+        let status_code = match sent.answer {
+            crate::domain::Answer::Status { code, .. } => Some(code),
+            crate::domain::Answer::NoAnswer => None,
+        };
+        Some(AttemptRecord {
+            event_id: d.event.id,
+            endpoint_id: d.endpoint_id,
+            attempt: d.attempt,
+            started_at,
+            latency: sent.latency,
+            status_code,
+            error: sent.error,
+            response: sent.response,
+            verdict,
+            owner,
+        })
+    }
+
+    async fn record(self, mut rx: mpsc::Receiver<AttemptRecord>) {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < RECORD_BATCH {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            let n = batch.len();
+            match self
+                .services
+                .store
+                .record_attempts(batch, self.services.now())
+                .await
+            {
+                Ok(disabled) => {
+                    for d in disabled {
+                        tracing::warn!(endpoint = %d.endpoint_id, reason = %d.reason, "webhook endpoint disabled");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempts = n, "could not record webhook attempts; those deliveries are sent again when their leases end");
+                }
+            }
+        }
+    }
+}
