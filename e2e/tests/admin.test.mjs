@@ -115,3 +115,57 @@ test('the dashboard works on a phone', async () => {
   assert.deepEqual(problems, []);
   await context.close();
 });
+
+test('admin adds a webhook endpoint, sees its deliveries and redelivers an event', async () => {
+  const { page, problems, context } = await watchedPage(browser, { viewport: { width: 1280, height: 1000 } });
+  await page.goto(`${server.base}/admin/login`);
+  await page.getByLabel('비밀번호 (또는 API 키)').fill(ADMIN_PASSWORD);
+  await page.getByRole('button', { name: '로그인' }).click();
+  await page.waitForURL(`${server.base}/admin`);
+  await page.getByRole('link', { name: '웹훅' }).first().click();
+  await page.getByRole('heading', { name: '웹훅' }).waitFor();
+  // The demo shop registered its own receiver at start.
+  await page.getByText('/shop/webhooks').waitFor();
+  // A new endpoint: the secret is shown once.
+  await page.getByLabel('URL').fill(`${server.base}/shop/webhooks`.replace('/shop/', '/shop-copy/'));
+  await page.getByLabel('이벤트 (쉼표로 구분, 비우면 전체)').fill('payment.approved');
+  await page.getByRole('button', { name: '추가' }).click();
+  await page.getByRole('heading', { name: '엔드포인트가 추가되었습니다' }).waitFor();
+  assert.match(await page.locator('#secret').innerText(), /^whsec_/);
+  await page.reload();
+  assert.equal(await page.locator('#secret').count(), 0, 'the secret is not shown again');
+  // An unknown event type is refused with the field named, the form kept.
+  await page.getByLabel('URL').fill('http://127.0.0.1:9/hooks');
+  await page.getByLabel('이벤트 (쉼표로 구분, 비우면 전체)').fill('payment.nope');
+  await page.getByRole('button', { name: '추가' }).click();
+  await page.getByText(/invalid events/).waitFor();
+
+  // A payment: its event reaches the shop's receiver; the event page lists every attempt.
+  await paidPayment(page.request, 'order-hooks-1', 12000);
+  await page.goto(`${server.base}/admin/webhooks`);
+  await page.getByRole('link', { name: /\/shop\/webhooks$/ }).click();
+  await page.getByRole('heading', { name: /엔드포인트/ }).waitFor();
+  for (let i = 0; i < 50 && (await page.getByText('전달됨').count()) === 0; i++) {
+    await page.waitForTimeout(200);
+    await page.reload();
+  }
+  await page.getByRole('link', { name: /^evt_/ }).first().click();
+  await page.getByRole('heading', { name: /이벤트/ }).waitFor();
+  assert.match(await page.locator('main').innerText(), /payment\.approved/);
+  await page.getByRole('button', { name: '다시 보내기' }).click();
+  await page.getByText('다시 보내는 중입니다').waitFor();
+  // Disable and enable the copy; rotating shows a new secret once.
+  await page.goto(`${server.base}/admin/webhooks`);
+  const row = page.getByRole('row', { name: /shop-copy/ });
+  await row.getByRole('button', { name: '중지' }).click();
+  await page.getByText('중지했습니다').waitFor();
+  await page.getByRole('row', { name: /shop-copy/ }).getByRole('button', { name: '다시 사용' }).click();
+  await page.getByText('다시 사용합니다').waitFor();
+  await page.getByRole('row', { name: /shop-copy/ }).getByRole('button', { name: '비밀 키 교체' }).click();
+  await page.getByRole('heading', { name: '새 서명 비밀 키' }).waitFor();
+  await shot(page, 'admin-webhooks');
+  await page.getByRole('row', { name: /shop-copy/ }).getByRole('button', { name: '삭제' }).click();
+  await page.getByText('삭제했습니다').waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
+});

@@ -29,6 +29,10 @@ test('desktop purchase through the PC page with its QR code ends on the receipt'
   assert.match(text, /부가세\s+1,691원/);
   assert.match(text, /카드/);
   assert.match(text, /A[0-9a-f]{19}/, 'the AID is shown');
+  // The shop ships on its verified payment.approved webhook, not on the redirect: the receipt
+  // says when that arrived (it reloads until then).
+  await page.getByText(/주문 확정: 서명이 확인된 결제 승인 웹훅을 받았습니다/).waitFor({ timeout: 15000 });
+  assert.match(await page.locator('#fulfilment').innerText(), /evt_[0-9a-z]+/);
   await shot(page, 'receipt');
   assert.deepEqual(problems, []);
   await context.close();

@@ -182,6 +182,8 @@ pub struct Application {
     state: AppState,
     reconciler: Reconciler,
     deliveries: Option<crate::service::delivery::DeliveryWorker>,
+    /// The demo shop, to register its webhook endpoint once serving.
+    shop: Option<crate::web::shop::ShopState>,
     api_key: String,
     api_key_generated: bool,
     builtin_sandbox: bool,
@@ -308,19 +310,27 @@ impl Application {
             secret: Arc::new(secrecy::SecretString::from(secret)),
             reconcile_interval: config.reconcile_interval,
             secure_cookies: public_url.starts_with("https://"),
+            once: Default::default(),
         }));
+        let mut shop = None;
         if config.demo_shop {
             let orders =
                 crate::web::shop::ShopOrders::open(&database_url(&config), &config.data_dir)
                     .await
                     .map_err(|e| StartError::Config(format!("the demo shop's orders: {e}")))?;
-            router = router.merge(crate::web::shop::routes(crate::web::shop::ShopState {
+            let shop_state = crate::web::shop::ShopState {
                 orders,
                 http: state.http.clone(),
                 api_base: internal_base,
                 api_key: Arc::new(secrecy::SecretString::from(api_key.clone())),
                 public_url: public_url.clone(),
-            }));
+                hook: Arc::default(),
+            };
+            // With a sandbox KakaoPay the shop is a reference receiver of webhooks too.
+            if config.kakaopay_is_sandbox() {
+                shop = Some(shop_state.clone());
+            }
+            router = router.merge(crate::web::shop::routes(shop_state));
         }
         let builtin_sandbox = config.uses_builtin_sandbox();
         if builtin_sandbox {
@@ -353,6 +363,7 @@ impl Application {
                 None
             },
             reconciler: Reconciler::new(services, config.reconcile_interval),
+            shop,
             state,
             api_key,
             api_key_generated,
@@ -390,6 +401,10 @@ impl Application {
     ) -> Result<(), StartError> {
         let stop = CancellationToken::new();
         let reconciler = tokio::spawn(self.reconciler.clone().run(stop.clone()));
+        // The listener is bound: the shop's requests wait in its backlog until serving starts.
+        if let Some(shop) = self.shop {
+            tokio::spawn(shop.register_webhook());
+        }
         let deliveries = self.deliveries.map(|w| tokio::spawn(w.run(stop.clone())));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)

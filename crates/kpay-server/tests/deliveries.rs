@@ -117,6 +117,19 @@ impl Receiver {
     }
 }
 
+/// A server without the demo shop (which registers an endpoint of its own).
+async fn spawn(
+    backend: Backend,
+    generation: Generation,
+    adjust: impl FnOnce(&mut kpay_server::ServerConfig),
+) -> TestApp {
+    TestApp::spawn_with(backend, generation, |c| {
+        c.demo_shop = false;
+        adjust(c);
+    })
+    .await
+}
+
 async fn endpoint(app: &TestApp, url: &str, events: Value) -> (String, String) {
     let (status, e) = app
         .post(
@@ -175,7 +188,7 @@ fn verify_independently(secret: &str, g: &Got) {
 }
 
 async fn deliveries_are_signed_events(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn(backend, generation).await;
+    let app = spawn(backend, generation, |_| {}).await;
     let (receiver, url) = Receiver::start(vec![]).await;
     let (endpoint_id, secret) = endpoint(&app, &url, json!(["payment.approved"])).await;
     let p = app.paid(12_000).await;
@@ -230,7 +243,7 @@ async fn deliveries_are_signed_events(backend: Backend, generation: Generation) 
 both_backends!(deliveries_are_signed_events);
 
 async fn failures_follow_the_schedule(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn_with(backend, generation, |c| {
+    let app = spawn(backend, generation, |c| {
         c.webhook_retry_schedule = kpay_server::domain::RetrySchedule::parse("1,1,1").unwrap();
     })
     .await;
@@ -287,7 +300,7 @@ both_backends!(failures_follow_the_schedule);
 
 /// A connection reset and a refused connection are attempts without a status, retried.
 async fn dead_receivers_are_retried(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn_with(backend, generation, |c| {
+    let app = spawn(backend, generation, |c| {
         c.webhook_retry_schedule = kpay_server::domain::RetrySchedule::parse("1,1").unwrap();
     })
     .await;
@@ -322,7 +335,7 @@ async fn dead_receivers_are_retried(backend: Backend, generation: Generation) {
 both_backends!(dead_receivers_are_retried);
 
 async fn gone_and_failing_endpoints_are_disabled(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn_with(backend, generation, |c| {
+    let app = spawn(backend, generation, |c| {
         c.webhook_retry_schedule = kpay_server::domain::RetrySchedule::parse("1,3600").unwrap();
     })
     .await;
@@ -406,7 +419,7 @@ async fn gone_and_failing_endpoints_are_disabled(backend: Backend, generation: G
 both_backends!(gone_and_failing_endpoints_are_disabled);
 
 async fn redeliver_and_rotation(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn(backend, generation).await;
+    let app = spawn(backend, generation, |_| {}).await;
     let (receiver, url) = Receiver::start(vec![]).await;
     let (endpoint_id, old) = endpoint(&app, &url, json!(["*"])).await;
     let p = app.paid(4_000).await;
@@ -475,7 +488,7 @@ both_backends!(redeliver_and_rotation);
 
 /// The feed's long poll: an empty feed answers when an event comes, not after the wait.
 async fn the_feed_long_polls(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn(backend, generation).await;
+    let app = spawn(backend, generation, |_| {}).await;
     let (_, feed) = app.get("/api/v1/events?limit=100").await;
     let cursor = feed["next_cursor"].as_str().map(str::to_owned);
     let started = Instant::now();
@@ -514,7 +527,7 @@ both_backends!(the_feed_long_polls);
 /// A receiver that accepts and never answers: the attempt ends at the 15 s timeout, recorded
 /// as such, and the schedule goes on.
 async fn hanging_receivers_time_out(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn_with(backend, generation, |c| {
+    let app = spawn(backend, generation, |c| {
         c.webhook_retry_schedule = kpay_server::domain::RetrySchedule::parse("3600").unwrap();
     })
     .await;

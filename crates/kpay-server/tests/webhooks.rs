@@ -25,7 +25,7 @@ async fn feed_of(app: &TestApp, path: &str, n: usize) -> serde_json::Value {
 }
 
 async fn endpoints_lifecycle(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn(backend, generation).await;
+    let app = TestApp::spawn_with(backend, generation, |c| c.demo_shop = false).await;
     // A sandbox KakaoPay is local development: a loopback http receiver is fine.
     let (status, e) = app
         .post(
@@ -145,7 +145,7 @@ async fn endpoints_lifecycle(backend: Backend, generation: Generation) {
 both_backends!(endpoints_lifecycle);
 
 async fn bad_endpoints_name_the_field(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn(backend, generation).await;
+    let app = TestApp::spawn_with(backend, generation, |c| c.demo_shop = false).await;
     for (body, field) in [
         (json!({}), None),
         (json!({"url": "not a url"}), Some("url")),
@@ -192,6 +192,7 @@ both_backends!(bad_endpoints_name_the_field);
 #[tokio::test]
 async fn production_refuses_private_and_plain_http_destinations() {
     let app = TestApp::spawn_with(Backend::Sqlite, Generation::Open, |c| {
+        c.demo_shop = false;
         c.kakaopay_url = Some("https://open-api.kakaopay.com".into());
         c.secret_key = Some(secrecy::SecretString::from(
             "DEV0000000000000000000000000000000000000",
@@ -226,7 +227,7 @@ async fn production_refuses_private_and_plain_http_destinations() {
 /// `GET /api/v1/payments/{id}` shows it right after, its version growing; claims (a step of
 /// one approval) write none. The feed pages oldest first by cursor and filters by type.
 async fn payment_changes_write_their_events(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn(backend, generation).await;
+    let app = TestApp::spawn_with(backend, generation, |c| c.demo_shop = false).await;
     let paid = app.paid(5000).await;
     let quit = app.create(3000).await;
     let (_, body) = app
@@ -288,7 +289,7 @@ both_backends!(payment_changes_write_their_events);
 /// Refunds tell of themselves and of the payment's new status, each event with the payment as
 /// `GET` shows it then (its refunds included); a refused refund tells only of itself.
 async fn refunds_write_their_events(backend: Backend, generation: Generation) {
-    let app = TestApp::spawn(backend, generation).await;
+    let app = TestApp::spawn_with(backend, generation, |c| c.demo_shop = false).await;
     let paid = app.paid(10_000).await;
     let id = paid["id"].as_str().unwrap();
     let (status, body) = app
@@ -345,6 +346,7 @@ both_backends!(refunds_write_their_events);
 /// past_due), canceled — each with the subscription as `GET` shows it then.
 async fn subscription_changes_write_their_events(backend: Backend, generation: Generation) {
     let app = TestApp::spawn_with(backend, generation, |c| {
+        c.demo_shop = false;
         c.reconcile_interval = std::time::Duration::from_secs(3600);
     })
     .await;

@@ -1,12 +1,14 @@
 //! `kpay`: one binary for the KakaoPay stack. `kpay serve` runs the payment server (with the
 //! built-in sandbox when no KakaoPay key is configured), `kpay sandbox` the local KakaoPay alone,
-//! `kpay reconcile` one reconciliation pass, `kpay bench …` the load generators, `kpay chaos` a
+//! `kpay reconcile` one reconciliation pass, `kpay listen` / `kpay trigger` webhooks in local
+//! development, `kpay bench …` the load generators, `kpay chaos` a
 //! seeded fault run of the whole stack.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod bench;
 mod bench_renewals;
+mod listen;
 mod sandbox;
 mod serve;
 mod telemetry;
@@ -38,6 +40,10 @@ enum Command {
     Reconcile(serve::ReconcileArgs),
     /// Run the KakaoPay sandbox alone, at the real KakaoPay paths from the root.
     Sandbox(sandbox::Args),
+    /// Forward a server's events to a local webhook handler, signed with a local secret (development).
+    Listen(listen::ListenArgs),
+    /// Make an event happen with the sandbox: a payment paid (and refunded, for refund events).
+    Trigger(listen::TriggerArgs),
     /// Load tests (bounded, loopback only).
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -64,6 +70,8 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(args).await,
             Command::Reconcile(args) => serve::reconcile(args).await,
             Command::Sandbox(args) => sandbox::run(args).await,
+            Command::Listen(args) => listen::listen(args).await.map_err(Into::into),
+            Command::Trigger(args) => listen::trigger(args).await.map_err(Into::into),
             Command::Bench(b) => bench::run(b).await,
             Command::Chaos(args) => chaos(args).await,
         }

@@ -1,6 +1,8 @@
 //! The `kpay` binary as a process: start it, read its output, talk to it with curl, kill it.
 #![allow(dead_code)]
 
+pub mod hooks;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;

@@ -1,6 +1,7 @@
 //! The back office at `/admin`: log in with the admin password (or the API key), find payments,
-//! read their history, refund them with a confirmation step, watch reconciliation. One file per
-//! page ([`dashboard`], [`payments`], [`refund`], [`reconcile`]); what they show comes from the
+//! read their history, refund them with a confirmation step, watch reconciliation, manage webhook
+//! endpoints and their deliveries. One file per page ([`dashboard`], [`payments`], [`refund`],
+//! [`reconcile`], [`subscriptions`], [`webhooks`]); what they show comes from the
 //! services, and the rules behind it from the domain.
 //! Sessions are signed HttpOnly SameSite=Strict cookies; every form carries a CSRF token.
 
@@ -9,6 +10,7 @@ mod payments;
 mod reconcile;
 mod refund;
 mod subscriptions;
+mod webhooks;
 
 pub(crate) use reconcile::ManualRun;
 
@@ -43,6 +45,8 @@ pub(crate) struct AdminState {
     pub(crate) reconcile_interval: Duration,
     /// Whether cookies get `Secure` (public URL is https).
     pub(crate) secure_cookies: bool,
+    /// Webhook secrets to show once.
+    pub(crate) once: webhooks::OnceSecrets,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -72,6 +76,11 @@ pub(crate) fn routes(state: AdminState) -> Router {
             post(subscriptions::cancel),
         )
         .route("/admin/subscriptions/{id}/sync", post(subscriptions::sync))
+        .route("/admin/webhooks", get(webhooks::list).post(webhooks::add))
+        .route("/admin/webhooks/{id}", get(webhooks::endpoint))
+        .route("/admin/webhooks/{id}/{what}", post(webhooks::act))
+        .route("/admin/events/{id}", get(webhooks::event))
+        .route("/admin/events/{id}/redeliver", post(webhooks::redeliver))
         .route("/admin/reconciliation", get(reconcile::reconciliation))
         .route("/admin/reconcile", post(reconcile::reconcile))
         .with_state(state)
@@ -146,6 +155,7 @@ fn admin_page(lang: Lang, title: &str, csrf: Option<&str>, body: Markup) -> Resp
             a href="/admin" { (lang.t("대시보드", "Dashboard")) }
             a href="/admin/payments" { (lang.t("결제 내역", "Payments")) }
             a href="/admin/subscriptions" { (lang.t("정기 결제", "Subscriptions")) }
+            a href="/admin/webhooks" { (lang.t("웹훅", "Webhooks")) }
             a href="/admin/reconciliation" { (lang.t("대사", "Reconciliation")) }
             form method="post" action="/admin/logout" style="display:inline" {
                 input type="hidden" name="csrf" value=(csrf);

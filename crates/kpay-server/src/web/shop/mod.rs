@@ -5,6 +5,7 @@
 use super::i18n::{Lang, cookie};
 use super::layout::{page, won};
 mod api;
+mod hooks;
 mod orders;
 mod subscribe;
 
@@ -96,6 +97,8 @@ pub(crate) struct ShopState {
     pub(crate) api_key: Arc<SecretString>,
     /// Base URL browsers reach.
     pub(crate) public_url: String,
+    /// What its webhook receiver verifies with.
+    pub(crate) hook: Arc<hooks::ShopHook>,
 }
 
 impl std::fmt::Debug for ShopState {
@@ -112,6 +115,7 @@ pub(crate) fn routes(state: ShopState) -> Router {
         .route("/", get(home))
         .route("/checkout", post(checkout))
         .route("/orders/{id}", get(order))
+        .route(hooks::PATH, post(hooks::receive))
         .merge(subscribe::routes())
         .with_state(state)
 }
@@ -263,6 +267,8 @@ async fn checkout(
         lines: serde_json::to_string(&lines).unwrap_or_else(|_| "[]".into()),
         total,
         created_at: crate::domain::Timestamp::now().millis(),
+        fulfilled_at: None,
+        fulfilled_by: None,
     };
     if let Err(e) = s.orders.insert(&order).await {
         tracing::error!(error = %e, "shop order not stored");
@@ -467,7 +473,32 @@ fn receipt(lang: Lang, order: &ShopOrder, lines: &[Line], p: &ApiPayment) -> Mar
                     tr { th scope="row" { (lang.t("주문번호", "Order")) } td { code { (order.id) } } }
                 }
             }
+            (fulfilment(lang, order))
             p { a.btn.btn-dark href="/" { (lang.t("쇼핑 계속하기", "Keep shopping")) } }
         }
+    }
+}
+
+/// Reloads the receipt until the webhook arrived (a minute at most).
+const AWAIT_HOOK_JS: &str = r#"(function(){var n=+(sessionStorage.getItem('kpay_hook_wait')||0);if(n<60){sessionStorage.setItem('kpay_hook_wait',n+1);setTimeout(function(){location.reload();},1000);}})();"#;
+
+/// Whether the shop's webhook receiver fulfilled the order: the shop ships on the verified
+/// event, not on the buyer's redirect.
+fn fulfilment(lang: Lang, order: &ShopOrder) -> Markup {
+    match (&order.fulfilled_by, order.fulfilled_at) {
+        (Some(event), Some(at)) => html! {
+            p.ok #fulfilment role="status" {
+                (lang.t("주문 확정: 서명이 확인된 결제 승인 웹훅을 받았습니다", "Order confirmed: a verified payment.approved webhook arrived"))
+                " (" code { (event) } " · "
+                (crate::domain::Timestamp::from_millis(at).map(super::layout::display_time).unwrap_or_default()) ")"
+            }
+            script { "sessionStorage.removeItem('kpay_hook_wait');" }
+        },
+        _ => html! {
+            p.muted #fulfilment role="status" aria-live="polite" {
+                (lang.t("주문 처리 대기 중: 결제 승인 웹훅을 기다리고 있습니다…", "Waiting for the payment.approved webhook to confirm the order…"))
+            }
+            script { (PreEscaped(AWAIT_HOOK_JS)) }
+        },
     }
 }

@@ -25,6 +25,10 @@ pub(crate) struct ShopOrder {
     pub(crate) total: i64,
     /// Milliseconds since the epoch.
     pub(crate) created_at: i64,
+    /// When a verified `payment.approved` webhook fulfilled it (ms), if one did.
+    pub(crate) fulfilled_at: Option<i64>,
+    /// That webhook's event id.
+    pub(crate) fulfilled_by: Option<String>,
 }
 
 /// Where the shop keeps its orders.
@@ -38,6 +42,14 @@ pub(crate) enum ShopOrders {
 
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS demo_shop_orders (id TEXT PRIMARY KEY, payment_id TEXT, \
     guest TEXT NOT NULL, lines TEXT NOT NULL, total BIGINT NOT NULL, created_at BIGINT NOT NULL)";
+/// Columns added since the table was first made (shops created before webhooks lack them).
+const ADDED: [&str; 2] = ["fulfilled_at BIGINT", "fulfilled_by TEXT"];
+/// The shop's own webhook endpoint per URL: its id and the secret it verifies with (a merchant
+/// keeps this in its secret store; the demo keeps it beside its orders).
+const CREATE_HOOKS: &str = "CREATE TABLE IF NOT EXISTS demo_shop_webhooks (url TEXT PRIMARY KEY, \
+    endpoint_id TEXT NOT NULL, secret TEXT NOT NULL)";
+const ORDER_COLUMNS: &str =
+    "id, payment_id, guest, lines, total, created_at, fulfilled_at, fulfilled_by";
 
 macro_rules! on_pool {
     ($self:expr, $pool:ident => $body:expr) => {
@@ -76,6 +88,28 @@ impl ShopOrders {
             ShopOrders::Sqlite(pool)
         };
         on_pool!(&orders, pool => sqlx::query(CREATE).execute(pool).await.map(|_| ()))?;
+        on_pool!(&orders, pool => sqlx::query(CREATE_HOOKS).execute(pool).await.map(|_| ()))?;
+        for column in ADDED {
+            let name = column.split(' ').next().unwrap_or(column);
+            let (n,): (i64,) = match &orders {
+                ShopOrders::Sqlite(pool) => sqlx::query_as(
+                    "SELECT COUNT(*) FROM pragma_table_info('demo_shop_orders') WHERE name = $1",
+                )
+                .bind(name)
+                .fetch_one(pool)
+                .await?,
+                ShopOrders::Postgres(pool) => sqlx::query_as(
+                    "SELECT COUNT(*) FROM information_schema.columns WHERE table_name = 'demo_shop_orders' AND column_name = $1",
+                )
+                .bind(name)
+                .fetch_one(pool)
+                .await?,
+            };
+            if n == 0 {
+                let sql = format!("ALTER TABLE demo_shop_orders ADD COLUMN {column}");
+                on_pool!(&orders, pool => sqlx::query(&sql).execute(pool).await.map(|_| ()))?;
+            }
+        }
         Ok(orders)
     }
 
@@ -107,11 +141,52 @@ impl ShopOrders {
 
     /// An order.
     pub(crate) async fn get(&self, id: &str) -> Result<Option<ShopOrder>, sqlx::Error> {
-        on_pool!(self, pool => sqlx::query_as::<_, ShopOrder>(
-            "SELECT id, payment_id, guest, lines, total, created_at FROM demo_shop_orders WHERE id = $1",
-        )
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM demo_shop_orders WHERE id = $1");
+        on_pool!(self, pool => sqlx::query_as::<_, ShopOrder>(&sql)
         .bind(id)
         .fetch_optional(pool)
         .await)
+    }
+
+    /// Marks an order fulfilled by event `event` at `at` (ms), once: `false` if it already was.
+    pub(crate) async fn fulfil(&self, id: &str, event: &str, at: i64) -> Result<bool, sqlx::Error> {
+        on_pool!(self, pool => sqlx::query(
+            "UPDATE demo_shop_orders SET fulfilled_at = $1, fulfilled_by = $2 WHERE id = $3 AND fulfilled_at IS NULL",
+        )
+        .bind(at)
+        .bind(event)
+        .bind(id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() == 1))
+    }
+
+    /// The shop's endpoint for `url`: (endpoint id, secret).
+    pub(crate) async fn hook(&self, url: &str) -> Result<Option<(String, String)>, sqlx::Error> {
+        on_pool!(self, pool => sqlx::query_as(
+            "SELECT endpoint_id, secret FROM demo_shop_webhooks WHERE url = $1",
+        )
+        .bind(url)
+        .fetch_optional(pool)
+        .await)
+    }
+
+    /// Keeps the shop's endpoint for `url`.
+    pub(crate) async fn set_hook(
+        &self,
+        url: &str,
+        endpoint_id: &str,
+        secret: &str,
+    ) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => sqlx::query(
+            "INSERT INTO demo_shop_webhooks (url, endpoint_id, secret) VALUES ($1, $2, $3) \
+             ON CONFLICT (url) DO UPDATE SET endpoint_id = excluded.endpoint_id, secret = excluded.secret",
+        )
+        .bind(url)
+        .bind(endpoint_id)
+        .bind(secret)
+        .execute(pool)
+        .await
+        .map(|_| ()))
     }
 }
