@@ -406,8 +406,13 @@ impl Application {
             tokio::spawn(shop.register_webhook());
         }
         let deliveries = self.deliveries.map(|w| tokio::spawn(w.run(stop.clone())));
+        let stopping = self.state.services.stopping.clone();
         let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                // Long polls answer now instead of holding the shutdown for their wait.
+                stopping.cancel();
+            })
             .await;
         stop.cancel();
         let tasks = self.state.services.tasks.clone();

@@ -4,7 +4,7 @@
 
 use super::{Timestamp, WebhookEndpointId};
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use url::{Host, Url};
 
 /// What happened, as the merchant subscribes to it.
@@ -243,10 +243,14 @@ impl Destination {
     /// public host, so the server cannot be made to probe its own network. Host names are
     /// checked again, resolved, when a delivery connects.
     pub fn parse(text: &str, local: bool) -> Result<Self, DestinationError> {
-        if text.len() > 2048 {
+        if text.len() > MAX_URL {
             return Err(DestinationError::TooLong);
         }
         let url = Url::parse(text.trim()).map_err(|_| DestinationError::NotHttp)?;
+        // The limit holds for what is stored and sent: the percent-encoded form.
+        if url.as_str().len() > MAX_URL {
+            return Err(DestinationError::TooLong);
+        }
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(DestinationError::NotHttp);
         }
@@ -276,11 +280,20 @@ impl Destination {
         Ok(Self(url))
     }
 
+    /// A URL as stored (checked when it was created, by the rules then in force): only
+    /// parsed, never judged again here — the sender re-checks it for the mode it runs in.
+    pub fn stored(text: &str) -> Option<Self> {
+        Url::parse(text).ok().map(Self)
+    }
+
     /// The URL.
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
 }
+
+/// The longest destination, as stored (percent-encoded).
+const MAX_URL: usize = 2048;
 
 /// Loopback, private, link-local, unique-local, shared, documentation, unspecified, multicast
 /// or broadcast: nothing a merchant's public endpoint lives at.
@@ -292,13 +305,27 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 return internal_v4(v4);
             }
             let seg = v6.segments();
+            let o = v6.octets();
+            let v4_at = |i: usize| Ipv4Addr::new(o[i], o[i + 1], o[i + 2], o[i + 3]);
+            // Forms that carry an IPv4 address reach what that address reaches.
+            if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+                return internal_v4(v4_at(12)); // NAT64 64:ff9b::/96
+            }
+            if seg[0] == 0x2002 {
+                return internal_v4(v4_at(2)); // 6to4 2002::/16
+            }
+            if seg[..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified() {
+                return true; // IPv4-compatible ::a.b.c.d (deprecated; never a public endpoint)
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (seg[0] & 0xffc0) == 0xfe80 // link local fe80::/10
+                || (seg[0] & 0xffc0) == 0xfec0 // site local fec0::/10
                 || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-                || v6 == Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0) // NAT64 prefix base
+                || (seg[0] == 0x2001 && seg[1] == 0) // Teredo 2001::/32 (tunnels to anywhere)
+                || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1) // local NAT64 64:ff9b:1::/48
         }
     }
 }
@@ -324,6 +351,42 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use strum::IntoEnumIterator;
+
+    #[test]
+    fn v6_forms_that_reach_v4_or_local_networks_are_internal() {
+        for text in [
+            "64:ff9b::a00:5",         // NAT64 of 10.0.0.5
+            "64:ff9b:1::a00:5",       // local-use NAT64
+            "::a00:5",                // IPv4-compatible
+            "2002:a00:5::1",          // 6to4 of 10.0.0.5
+            "2001:0:4136:e378::1",    // Teredo
+            "fec0::1",                // site-local
+            "::ffff:169.254.169.254", // v4-mapped metadata address
+        ] {
+            let ip: IpAddr = text.parse().expect("an address");
+            assert!(is_internal(ip), "{text}");
+        }
+        // Public ones stay public, also behind NAT64 and 6to4.
+        for text in ["2606:4700::1111", "64:ff9b::808:808", "2002:808:808::1"] {
+            let ip: IpAddr = text.parse().expect("an address");
+            assert!(!is_internal(ip), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_length_limit_is_on_the_stored_form() {
+        // 1,000 é: 2,018 characters as typed, about 6,000 once percent-encoded.
+        let long = format!("https://a.example/{}", "é".repeat(1000));
+        assert_eq!(
+            Destination::parse(&long, false),
+            Err(DestinationError::TooLong)
+        );
+        let ok = Destination::parse("https://a.example/hooks", false).expect("valid");
+        assert_eq!(
+            Destination::stored(ok.as_str()).map(|d| d.as_str().to_owned()),
+            Some(ok.as_str().to_owned())
+        );
+    }
 
     #[test]
     fn every_event_type_round_trips_by_its_contract_name() {

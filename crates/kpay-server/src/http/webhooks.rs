@@ -10,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often a long poll looks again.
@@ -292,14 +293,23 @@ pub(crate) async fn list_events(
     };
     // Long polling: the feed is read again every 200 ms until something comes or the wait
     // ends (a cheap indexed read; the writers are never waited on).
-    let until = tokio::time::Instant::now() + wait;
+    let services = &state.services;
+    let slot = match wait.is_zero() {
+        true => None,
+        false => Arc::clone(&services.long_polls).try_acquire_owned().ok(),
+    };
+    let until = tokio::time::Instant::now() + if slot.is_some() { wait } else { Duration::ZERO };
     let page = loop {
-        let page = state.services.event_feed(after, kind, limit).await?;
+        let page = services.event_feed(after, kind, limit).await?;
         if !page.events.is_empty() || tokio::time::Instant::now() >= until {
             break page;
         }
-        tokio::time::sleep(LONG_POLL_STEP.min(until - tokio::time::Instant::now())).await;
+        tokio::select! {
+            () = services.stopping.cancelled() => break page,
+            () = tokio::time::sleep(LONG_POLL_STEP.min(until - tokio::time::Instant::now())) => {}
+        }
     };
+    drop(slot);
     Ok(Json(EventPageView {
         data: page.events.iter().map(EventView::new).collect(),
         next_cursor: page.next,

@@ -51,6 +51,11 @@ pub(crate) struct Services {
     pub(crate) clock: Clock,
     /// Wakes this instance's webhook dispatcher (deliveries were added).
     pub(crate) deliveries_due: Arc<tokio::sync::Notify>,
+    /// Cancelled when the server starts shutting down (long polls answer at once then).
+    pub(crate) stopping: tokio_util::sync::CancellationToken,
+    /// Long polls of the events feed waiting at once (each re-reads the feed a few times a
+    /// second): past them, a poll answers without waiting.
+    pub(crate) long_polls: Arc<tokio::sync::Semaphore>,
 }
 
 /// The Idempotency-Key of the request being served, as the idempotency layer hands it to the use
@@ -90,6 +95,9 @@ impl Conflict {
         self.into()
     }
 }
+
+/// Long polls of the events feed one instance holds open at once.
+const LONG_POLLS: usize = 64;
 
 /// Settings of the use cases.
 #[derive(Clone, Debug)]
@@ -248,6 +256,8 @@ impl Services {
             resolvers: Resolvers::default(),
             clock,
             deliveries_due: Arc::default(),
+            stopping: tokio_util::sync::CancellationToken::new(),
+            long_polls: Arc::new(tokio::sync::Semaphore::new(LONG_POLLS)),
         }
     }
 

@@ -171,15 +171,56 @@ fn delivery(r: DeliveryRow) -> Result<DeliveryRecord, StoreError> {
 /// The enabled endpoints as the fan-out needs them: id, selection, created.
 type Wanting = Vec<(String, EventSelection, i64)>;
 
+/// The selections, read leniently: a name this build does not know (a newer instance made
+/// the endpoint) matches nothing here, the known ones still match — events of an unknown type
+/// stop the fan-out instead (see [`Store::fan_out`]), so nothing is skipped for good.
 fn wanting(rows: Vec<(String, String, i64)>) -> Wanting {
     rows.into_iter()
-        .filter_map(|(id, events, created)| {
-            let names: Vec<&str> = events.split(',').collect();
-            EventSelection::parse(&names)
-                .ok()
-                .map(|sel| (id, sel, created))
+        .map(|(id, events, created)| {
+            let sel = if events.split(',').any(|n| n.trim() == "*") {
+                EventSelection::All
+            } else {
+                EventSelection::Only(
+                    events
+                        .split(',')
+                        .filter_map(|n| n.trim().parse().ok())
+                        .collect(),
+                )
+            };
+            (id, sel, created)
         })
         .collect()
+}
+
+/// What a batch of attempts says about one endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Health {
+    /// The first failure after the batch's last success (or of the batch, if none succeeded).
+    failing_from: Option<Timestamp>,
+    /// Some attempt succeeded.
+    succeeded: bool,
+    /// Some attempt was answered 410.
+    gone: bool,
+}
+
+/// Per endpoint, in id order (the order their rows are locked in), from attempts in the
+/// order they ended.
+fn endpoint_health(batch: &[AttemptRecord]) -> std::collections::BTreeMap<String, Health> {
+    let mut out: std::collections::BTreeMap<String, Health> = std::collections::BTreeMap::new();
+    for a in batch {
+        let h = out.entry(a.endpoint_id.to_string()).or_default();
+        match a.verdict {
+            DeliveryVerdict::Delivered => {
+                h.succeeded = true;
+                h.failing_from = None;
+            }
+            DeliveryVerdict::Gone => h.gone = true,
+            DeliveryVerdict::RetryAt(_) | DeliveryVerdict::GiveUp => {
+                h.failing_from.get_or_insert(a.started_at);
+            }
+        }
+    }
+    out
 }
 
 impl Store {
@@ -188,16 +229,23 @@ impl Store {
     /// time (the cursor row is locked; another instance skips); an event is fanned out once.
     pub async fn fan_out(&self, now: Timestamp, limit: i64) -> Result<FanOut, StoreError> {
         let pg = matches!(self.db, Db::Postgres(_));
-        if let Db::Sqlite { reader, .. } = &self.db {
-            // Nothing new: the writer is left alone.
-            let (newer,): (i64,) = sqlx::query_as(
+        // Nothing new: no write (on PostgreSQL no transaction id, no row lock), just a read.
+        let (newer,): (i64,) = match &self.db {
+            Db::Sqlite { reader, .. } => sqlx::query_as(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE seq > (SELECT cursor_seq FROM webhook_fanout WHERE id = 1) LIMIT 1)",
             )
             .fetch_one(reader)
-            .await?;
-            if newer == 0 {
-                return Ok(FanOut::default());
-            }
+            .await?,
+            Db::Postgres(pool) => sqlx::query_as(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM events, webhook_fanout f WHERE f.id = 1 \
+                 AND tx < pg_snapshot_xmin(pg_current_snapshot()) \
+                 AND (tx, seq) > (f.cursor_tx::text::xid8, f.cursor_seq) LIMIT 1) n",
+            )
+            .fetch_one(pool)
+            .await?,
+        };
+        if newer == 0 {
+            return Ok(FanOut::default());
         }
         let (cursor_sql, events_sql) = if pg {
             (
@@ -238,7 +286,13 @@ impl Store {
             );
             let mut pairs: Vec<(&str, &str, i64)> = Vec::new();
             for (_, _, id, kind, _, _, _, created) in &rows {
-                let Ok(kind) = kind.parse() else { continue };
+                // An event type this build does not know (a newer instance wrote it): stop
+                // here, for a newer instance to fan it out.
+                let kind = kind.parse().map_err(|_| {
+                    sqlx::Error::Protocol(format!(
+                        "event {id} has a type unknown to this version: {kind}"
+                    ))
+                })?;
                 for (endpoint, sel, since) in &endpoints {
                     if sel.wants(kind) && created >= since {
                         pairs.push((id.as_str(), endpoint.as_str(), *created));
@@ -327,12 +381,15 @@ impl Store {
             .events_by_id(leased.iter().map(|(e, _, _)| e.as_str()))
             .await?;
         let mut due = Vec::with_capacity(leased.len());
+        let mut unreadable = Vec::new();
         for (event_id, endpoint_id, attempts) in leased {
             let (Some(event), Ok(endpoint_id)) = (
                 events.get(&event_id),
                 WebhookEndpointId::parse(&endpoint_id),
             ) else {
-                tracing::error!(event = %event_id, endpoint = %endpoint_id, "a leased delivery has no readable event or endpoint; it waits for its lease to end");
+                // Leased again and again it would be sent never: it ends, said loudly.
+                tracing::error!(event = %event_id, endpoint = %endpoint_id, "a leased delivery has no readable event; it ends as failed");
+                unreadable.push((event_id, endpoint_id));
                 continue;
             };
             due.push(DueDelivery {
@@ -340,6 +397,23 @@ impl Store {
                 endpoint_id,
                 attempt: u32::try_from(attempts).unwrap_or(u32::MAX - 1) + 1,
             });
+        }
+        if !unreadable.is_empty() {
+            write_tx!(self, |conn| {
+                for (event, endpoint) in &unreadable {
+                    sqlx::query(
+                        "UPDATE webhook_deliveries SET status = 'failed', last_error = 'the event cannot be read', \
+                         next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+                         WHERE event_id = $2 AND endpoint_id = $3",
+                    )
+                    .bind(now.millis())
+                    .bind(event.as_str())
+                    .bind(endpoint.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                Ok(())
+            })?;
         }
         Ok(due)
     }
@@ -367,8 +441,13 @@ impl Store {
         };
         let mut out = HashMap::with_capacity(rows.len());
         for r in rows {
-            let e = super::outbox::record(r)?;
-            out.insert(e.id.to_string(), e);
+            let id = r.2.clone();
+            match super::outbox::record(r) {
+                Ok(e) => {
+                    out.insert(e.id.to_string(), e);
+                }
+                Err(e) => tracing::error!(event = %id, error = %e, "an event cannot be read"),
+            }
         }
         Ok(out)
     }
@@ -376,7 +455,8 @@ impl Store {
     /// Records attempts in one transaction: each attempt's row, its delivery's new state (if
     /// the delivery is still leased to the attempt's owner), and its endpoint's failure record
     /// — an endpoint answering 410, or failing everything for five days, is disabled. Answers
-    /// the endpoints disabled.
+    /// the endpoints disabled. Endpoint rows are locked first and in id order, so recorders of
+    /// several instances never deadlock on them.
     pub async fn record_attempts(
         &self,
         batch: Vec<AttemptRecord>,
@@ -385,10 +465,63 @@ impl Store {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let health = endpoint_health(&batch);
         write_tx!(self, |conn| {
-            // Per endpoint, in the order the attempts ended: the last success clears the
-            // failure record; failures after it start (or continue) one.
-            let mut endpoints: HashMap<&str, (Option<Timestamp>, bool, bool)> = HashMap::new();
+            let mut disabled = Vec::new();
+            for (id, h) in &health {
+                let reason = if h.gone {
+                    Some("the receiver answered 410 Gone".to_owned())
+                } else if let Some(from) = h.failing_from {
+                    // A success in this batch ended the earlier failures: the record restarts
+                    // at the first failure after it.
+                    let sql = if h.succeeded {
+                        "UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2"
+                    } else {
+                        "UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL"
+                    };
+                    sqlx::query(sql)
+                        .bind(from.millis())
+                        .bind(id.as_str())
+                        .execute(&mut *conn)
+                        .await?;
+                    let since: Option<(Option<i64>,)> =
+                        sqlx::query_as("SELECT failing_since FROM webhook_endpoints WHERE id = $1")
+                            .bind(id.as_str())
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    let since = since.and_then(|(s,)| s).and_then(Timestamp::from_millis);
+                    failing_too_long(since, now)
+                        .then(|| "every delivery failed for 5 days".to_owned())
+                } else {
+                    sqlx::query(
+                        "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+                    )
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await?;
+                    None
+                };
+                if let Some(reason) = reason {
+                    let n = sqlx::query(
+                        "UPDATE webhook_endpoints SET status = $1, disabled_reason = $2, updated_at = $3 WHERE id = $4 AND status = 'enabled'",
+                    )
+                    .bind(<&str>::from(EndpointStatus::Disabled))
+                    .bind(reason.as_str())
+                    .bind(now.millis())
+                    .bind(id.as_str())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    if n == 1
+                        && let Ok(endpoint_id) = WebhookEndpointId::parse(id)
+                    {
+                        disabled.push(Disabled {
+                            endpoint_id,
+                            reason,
+                        });
+                    }
+                }
+            }
             for a in &batch {
                 let (status, next, delivered) = match a.verdict {
                     DeliveryVerdict::Delivered => {
@@ -433,64 +566,9 @@ impl Store {
                 .bind(a.owner.as_str())
                 .execute(&mut *conn)
                 .await?;
-                let e = endpoints.entry(a.endpoint_id.as_str()).or_default();
-                match a.verdict {
-                    DeliveryVerdict::Delivered => *e = (None, true, e.2),
-                    DeliveryVerdict::Gone => e.2 = true,
-                    _ => {
-                        if e.0.is_none() {
-                            e.0 = Some(a.started_at);
-                        }
-                    }
-                }
             }
-            let mut disabled = Vec::new();
-            for (id, (failing_from, succeeded, gone)) in endpoints {
-                let reason = if gone {
-                    Some("the receiver answered 410 Gone".to_owned())
-                } else if let Some(from) = failing_from {
-                    let (since,): (Option<i64>,) = sqlx::query_as(
-                        "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 RETURNING failing_since",
-                    )
-                    .bind(from.millis())
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .unwrap_or((None,));
-                    failing_too_long(since.and_then(Timestamp::from_millis), now)
-                        .then(|| "every delivery failed for 5 days".to_owned())
-                } else {
-                    if succeeded {
-                        sqlx::query(
-                            "UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-                        )
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                    None
-                };
-                if let Some(reason) = reason {
-                    end_pending!(conn, id, reason.as_str(), now)?;
-                    let n = sqlx::query(
-                        "UPDATE webhook_endpoints SET status = $1, disabled_reason = $2, updated_at = $3 WHERE id = $4 AND status = 'enabled'",
-                    )
-                    .bind(<&str>::from(EndpointStatus::Disabled))
-                    .bind(reason.as_str())
-                    .bind(now.millis())
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                    if n == 1
-                        && let Ok(endpoint_id) = WebhookEndpointId::parse(id)
-                    {
-                        disabled.push(Disabled {
-                            endpoint_id,
-                            reason,
-                        });
-                    }
-                }
+            for d in &disabled {
+                end_pending!(conn, d.endpoint_id.as_str(), d.reason.as_str(), now)?;
             }
             Ok(disabled)
         })
@@ -519,7 +597,10 @@ impl Store {
         })
     }
 
-    /// Sends `event` again to `endpoints`: each delivery starts a new round, due `now`.
+    /// Sends `event` again to `endpoints`: each delivery starts a new round, due `now`. A lease
+    /// held by an attempt in flight is dropped with it: that attempt's outcome is then not
+    /// recorded (it might end the new round), and the event may arrive twice — at least once
+    /// is the promise, and receivers drop repeats by `webhook-id`.
     pub async fn redeliver(
         &self,
         event: &EventRecord,
@@ -596,5 +677,47 @@ impl Store {
         .fetch_one(pool)
         .await)?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(endpoint: &WebhookEndpointId, at: i64, verdict: DeliveryVerdict) -> AttemptRecord {
+        AttemptRecord {
+            event_id: EventId::generate(),
+            endpoint_id: endpoint.clone(),
+            attempt: 1,
+            started_at: Timestamp::from_millis(at).expect("a time"),
+            latency: Duration::ZERO,
+            status_code: None,
+            error: None,
+            response: None,
+            verdict,
+            owner: "o".into(),
+        }
+    }
+
+    #[test]
+    fn a_success_ends_the_failures_before_it_not_after() {
+        let (e, f) = (WebhookEndpointId::generate(), WebhookEndpointId::generate());
+        let later = DeliveryVerdict::RetryAt(Timestamp::from_millis(9_000).expect("a time"));
+        let h = endpoint_health(&[
+            attempt(&e, 1_000, later),
+            attempt(&e, 2_000, DeliveryVerdict::Delivered),
+            attempt(&e, 3_000, DeliveryVerdict::GiveUp),
+            attempt(&e, 4_000, later),
+            attempt(&f, 5_000, DeliveryVerdict::Delivered),
+        ]);
+        let he = h[e.as_str()];
+        assert!(he.succeeded && !he.gone);
+        assert_eq!(he.failing_from, Timestamp::from_millis(3_000));
+        assert_eq!(h[f.as_str()].failing_from, None);
+        // Locked in id order.
+        let keys: Vec<&String> = h.keys().collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
     }
 }

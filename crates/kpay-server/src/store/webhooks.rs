@@ -36,9 +36,9 @@ impl TryFrom<EndpointRow> for WebhookEndpoint {
         let names: Vec<&str> = r.events.split(',').collect();
         Ok(WebhookEndpoint {
             id: WebhookEndpointId::parse(&r.id).map_err(|_| c.corrupt("id"))?,
-            // Stored URLs were checked when created; the local/production rule is the
-            // creator's, so reading never re-judges it.
-            url: Destination::parse(&r.url, true).map_err(|_| c.corrupt("url"))?,
+            // Stored URLs were checked when created; reading never re-judges them (the
+            // sender checks them again for the mode it runs in).
+            url: Destination::stored(&r.url).ok_or_else(|| c.corrupt("url"))?,
             events: EventSelection::parse(&names).map_err(|_| c.corrupt("events"))?,
             description: r.description,
             status: r
@@ -97,14 +97,33 @@ impl Store {
         row.map(WebhookEndpoint::try_from).transpose()
     }
 
-    /// Every endpoint, oldest first (a merchant has a handful).
+    /// Every endpoint, oldest first (a merchant has a handful). A row that cannot be read is
+    /// logged and left out: one broken endpoint must not stop the others.
     pub async fn endpoints(&self) -> Result<Vec<WebhookEndpoint>, StoreError> {
+        Ok(self.endpoints_checked().await?.0)
+    }
+
+    /// Every endpoint that can be read, and the ids of those that cannot.
+    pub async fn endpoints_checked(
+        &self,
+    ) -> Result<(Vec<WebhookEndpoint>, Vec<String>), StoreError> {
         let sql = format!(
-            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, id LIMIT 1000"
+            "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY created_at, id LIMIT 10000"
         );
         let rows =
             read!(self, pool => sqlx::query_as::<_, EndpointRow>(&sql).fetch_all(pool).await)?;
-        super::rows::convert(rows)
+        let (mut good, mut bad) = (Vec::with_capacity(rows.len()), Vec::new());
+        for r in rows {
+            let id = r.id.clone();
+            match WebhookEndpoint::try_from(r) {
+                Ok(e) => good.push(e),
+                Err(e) => {
+                    tracing::error!(endpoint = %id, error = %e, "a webhook endpoint cannot be read; left out");
+                    bad.push(id);
+                }
+            }
+        }
+        Ok((good, bad))
     }
 
     /// Removes an endpoint; `false` if there was none. Its pending deliveries end as failed
@@ -137,9 +156,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let (id, reason) = (id.to_string(), reason.map(str::to_owned));
         write_tx!(self, |conn| {
-            if status == EndpointStatus::Disabled {
-                super::deliveries::end_pending!(conn, id.as_str(), "endpoint disabled", now)?;
-            }
+            // Enabling too: what a fan-out racing the disable left pending belongs to the
+            // disabled time (enabled, an endpoint gets the events from then on).
+            super::deliveries::end_pending!(conn, id.as_str(), "endpoint disabled", now)?;
             sqlx::query(
                 "UPDATE webhook_endpoints SET status = $1, disabled_reason = $2, failing_since = NULL, \
                  updated_at = $3 WHERE id = $4",

@@ -47,12 +47,32 @@ pub(crate) const IN_FLIGHT: usize = 256;
 const PER_ENDPOINT: usize = 64;
 /// Attempts recorded per transaction at most.
 const RECORD_BATCH: usize = 500;
+/// Free permits the dispatcher waits for before leasing again while attempts are in flight.
+const LEASE_WHEN_FREE: usize = IN_FLIGHT / 4;
+
+/// Splits a leased batch into what each endpoint may still take (up to [`PER_ENDPOINT`] in
+/// flight, counting `in_flight`) and the rest.
+fn within_share(
+    due: Vec<DueDelivery>,
+    in_flight: &HashMap<String, usize>,
+) -> (Vec<DueDelivery>, Vec<DueDelivery>) {
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    due.into_iter().partition(|d| {
+        let n = taken
+            .entry(d.endpoint_id.to_string())
+            .or_insert_with(|| in_flight.get(d.endpoint_id.as_str()).copied().unwrap_or(0));
+        *n += 1;
+        *n <= PER_ENDPOINT
+    })
+}
 
 /// An endpoint as the dispatcher signs for it.
 struct Target {
     url: String,
     events: EventSelection,
-    secrets: Vec<Secret>,
+    /// The secrets, or why they cannot be opened (nothing is sent unsigned: such attempts
+    /// fail, visibly, and follow the schedule).
+    secrets: Result<Vec<Secret>, String>,
 }
 
 /// The delivery worker.
@@ -116,28 +136,34 @@ impl DeliveryWorker {
         let permits = Arc::new(Semaphore::new(IN_FLIGHT));
         let per_endpoint: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let mut secrets: HashMap<String, Secret> = HashMap::new();
+        // Endpoints whose rows cannot be read: their deliveries are not leased (they would
+        // take every batch and be sent never); they wait, said in the log, for a repair.
+        let mut broken: Vec<String> = Vec::new();
+        let store = &self.services.store;
         while !stop.is_cancelled() {
-            let free = permits.available_permits();
-            if free == 0 {
+            // Lease in batches, not one row per freed permit: wait for a quarter of the
+            // permits while attempts are in flight.
+            if permits.available_permits() < LEASE_WHEN_FREE {
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    p = permits.acquire() => drop(p),
+                    p = permits.acquire_many(u32::try_from(LEASE_WHEN_FREE).unwrap_or(1)) => drop(p),
                 }
-                continue;
             }
-            let skip: Vec<String> = per_endpoint
+            let free = permits.available_permits();
+            let counts: HashMap<String, usize> = per_endpoint
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            let skip: Vec<String> = counts
                 .iter()
                 .filter(|(_, n)| **n >= PER_ENDPOINT)
                 .map(|(e, _)| e.clone())
+                .chain(broken.iter().cloned())
                 .collect();
             let owner = lease_token(&self.services.settings.instance);
             let now = self.services.now();
             let limit = i64::try_from(free.min(LEASE_BATCH)).unwrap_or(1);
-            let due = match self
-                .services
-                .store
+            let due = match store
                 .lease_deliveries(&owner, now, LEASE, limit, &skip)
                 .await
             {
@@ -159,14 +185,27 @@ impl DeliveryWorker {
                 }
                 continue;
             }
-            let targets = match self.targets(&mut secrets, now).await {
+            // No endpoint past its share, whatever this batch held for it: the rest goes back.
+            let (due, over) = within_share(due, &counts);
+            let targets = match self.targets(&mut secrets, &mut broken, now).await {
                 Ok(t) => Arc::new(t),
                 Err(e) => {
-                    // The leases run out and the deliveries are sent then.
-                    tracing::warn!(error = %e, "could not read the webhook endpoints");
+                    tracing::warn!(error = %e, "could not read the webhook endpoints; trying again in a second");
+                    self.give_back(&owner, due.iter().chain(&over)).await;
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                     continue;
                 }
             };
+            // Removed since the lease (the lease query skips removed endpoints from now on), or
+            // unreadable (skipped from now on too): their leases run out.
+            let due: Vec<_> = due
+                .into_iter()
+                .filter(|d| targets.contains_key(d.endpoint_id.as_str()))
+                .collect();
+            self.give_back(&owner, over.iter()).await;
             for d in due {
                 let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
                     break;
@@ -209,31 +248,52 @@ impl DeliveryWorker {
         .await;
     }
 
+    /// Gives leases back at once (they are due again for whoever leases next).
+    async fn give_back<'a>(&self, owner: &str, list: impl Iterator<Item = &'a DueDelivery>) {
+        let keys: Vec<_> = list
+            .map(|d| (d.event.id.clone(), d.endpoint_id.clone()))
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
+        if let Err(e) = self.services.store.release_deliveries(owner, keys).await {
+            tracing::warn!(error = %e, "could not give webhook leases back; they run out by themselves");
+        }
+    }
+
     /// The endpoints with their open secrets (kept open across rounds: opening is cheap but
     /// not free, and a rotation changes the sealed text, so the cache key changes with it).
     async fn targets(
         &self,
         cache: &mut HashMap<String, Secret>,
+        broken: &mut Vec<String>,
         now: Timestamp,
     ) -> Result<HashMap<String, Target>, super::ServiceError> {
-        let endpoints = self.services.store.endpoints().await?;
+        let (endpoints, unreadable) = self.services.store.endpoints_checked().await?;
+        *broken = unreadable;
+        // Only the secrets still in use stay open.
+        let in_use: std::collections::HashSet<&str> = endpoints
+            .iter()
+            .flat_map(|e| {
+                std::iter::once(e.secret_sealed.as_str())
+                    .chain(e.previous_secret.as_ref().map(|(s, _)| s.as_str()))
+            })
+            .collect();
+        cache.retain(|sealed, _| in_use.contains(sealed.as_str()));
         let mut out = HashMap::with_capacity(endpoints.len());
-        for e in endpoints {
-            match self.open_secrets(cache, &e, now) {
-                Ok(secrets) => {
-                    out.insert(
-                        e.id.to_string(),
-                        Target {
-                            url: e.url.as_str().to_owned(),
-                            events: e.events.clone(),
-                            secrets,
-                        },
-                    );
-                }
-                Err(why) => {
-                    tracing::error!(endpoint = %e.id, error = %why, "cannot open the endpoint's signing secret; nothing is sent to it unsigned");
-                }
+        for e in &endpoints {
+            let secrets = self.open_secrets(cache, e, now);
+            if let Err(why) = &secrets {
+                tracing::error!(endpoint = %e.id, error = %why, "cannot open the endpoint's signing secret (is KPAY_ENCRYPTION_KEY the one it was sealed with?); nothing is sent to it unsigned");
             }
+            out.insert(
+                e.id.to_string(),
+                Target {
+                    url: e.url.as_str().to_owned(),
+                    events: e.events.clone(),
+                    secrets,
+                },
+            );
         }
         Ok(out)
     }
@@ -269,8 +329,8 @@ impl DeliveryWorker {
         Ok(out)
     }
 
-    /// Sends one delivery and judges the answer; `None` if its endpoint is gone or no longer
-    /// wants the event (the lease runs out; the lease query skips deleted endpoints).
+    /// Sends one delivery and judges the answer; `None` if its endpoint no longer wants the
+    /// event (the lease runs out).
     async fn attempt(
         &self,
         d: DueDelivery,
@@ -281,28 +341,39 @@ impl DeliveryWorker {
         if !target.events.wants(d.event.kind) {
             return None;
         }
-        let body = d.event.to_json();
-        // Receivers check the timestamp against their own clock: it is the machine's, never
-        // a test clock's.
-        let timestamp = chrono::Utc::now().timestamp();
-        let secrets: Vec<&Secret> = target.secrets.iter().collect();
-        let signature = kpay_webhooks::signature_header(
-            &secrets,
-            d.event.id.as_str(),
-            timestamp,
-            body.as_bytes(),
-        );
         let started_at = self.services.now();
-        let sent = self
-            .sender
-            .send(
-                &target.url,
-                d.event.id.as_str(),
-                timestamp,
-                &signature,
-                body,
-            )
-            .await;
+        let sent = match &target.secrets {
+            Ok(secrets) => {
+                let body = d.event.to_json();
+                // Receivers check the timestamp against their own clock: it is the machine's,
+                // never a test clock's.
+                let timestamp = chrono::Utc::now().timestamp();
+                let secrets: Vec<&Secret> = secrets.iter().collect();
+                let signature = kpay_webhooks::signature_header(
+                    &secrets,
+                    d.event.id.as_str(),
+                    timestamp,
+                    body.as_bytes(),
+                );
+                self.sender
+                    .send(
+                        &target.url,
+                        d.event.id.as_str(),
+                        timestamp,
+                        &signature,
+                        body,
+                    )
+                    .await
+            }
+            Err(why) => sender::Sent {
+                answer: crate::domain::Answer::NoAnswer,
+                latency: Duration::ZERO,
+                error: Some(format!(
+                    "not sent: the signing secret cannot be opened ({why})"
+                )),
+                response: None,
+            },
+        };
         let verdict = judge_attempt(
             sent.answer,
             d.attempt,
@@ -342,19 +413,31 @@ impl DeliveryWorker {
                 }
             }
             let n = batch.len();
-            match self
-                .services
-                .store
-                .record_attempts(batch, self.services.now())
-                .await
-            {
-                Ok(disabled) => {
-                    for d in disabled {
-                        tracing::warn!(endpoint = %d.endpoint_id, reason = %d.reason, "webhook endpoint disabled");
+            // A failed commit (a deadlock between instances, a dropped connection) is tried
+            // again: dropping it would send those deliveries again and lose their history.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match self
+                    .services
+                    .store
+                    .record_attempts(batch.clone(), self.services.now())
+                    .await
+                {
+                    Ok(disabled) => {
+                        for d in disabled {
+                            tracing::warn!(endpoint = %d.endpoint_id, reason = %d.reason, "webhook endpoint disabled");
+                        }
+                        break;
                     }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, attempts = n, "could not record webhook attempts; those deliveries are sent again when their leases end");
+                    Err(e) if tries < 3 => {
+                        tracing::warn!(error = %e, attempts = n, "could not record webhook attempts; trying again");
+                        tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempts = n, "could not record webhook attempts; those deliveries are sent again when their leases end");
+                        break;
+                    }
                 }
             }
         }
