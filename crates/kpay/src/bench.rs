@@ -17,6 +17,9 @@ pub enum Bench {
     /// N subscriptions due at once, charged by the scheduler after one test-clock jump
     /// (renewals/s, exactly once by the ledger and by KakaoPay).
     Renewals(crate::bench_renewals::RenewalsBench),
+    /// Payments flowing while a local receiver verifies every webhook: deliveries/s, the delay
+    /// from the state change to the delivery, payments/s with webhooks on vs off (same run).
+    Webhooks(crate::bench_webhooks::WebhooksBench),
 }
 
 /// Flags of `kpay bench server`.
@@ -106,6 +109,7 @@ pub async fn run(bench: Bench) -> Result<(), Box<dyn std::error::Error>> {
         Bench::Sandbox(args) => sandbox(args).await,
         Bench::Server(args) => server(args).await,
         Bench::Renewals(args) => crate::bench_renewals::run(args).await,
+        Bench::Webhooks(args) => crate::bench_webhooks::run(args).await,
     }
 }
 
@@ -119,18 +123,18 @@ struct Run {
 }
 
 /// What a run measured.
-struct Measured {
-    elapsed: f64,
-    completed: u64,
-    failures: u64,
-    first_error: String,
+pub(crate) struct Measured {
+    pub(crate) elapsed: f64,
+    pub(crate) completed: u64,
+    pub(crate) failures: u64,
+    pub(crate) first_error: String,
     /// Latencies (µs) per request kind of a flow.
-    latencies: Vec<Histogram<u64>>,
+    pub(crate) latencies: Vec<Histogram<u64>>,
 }
 
 /// Runs `flow` in `concurrency` loops: `warmup` seconds unmeasured, then `duration` seconds
 /// measured. A flow returns the latency (µs) of each of its `kinds` requests.
-async fn drive<F, Fut>(
+pub(crate) async fn drive<F, Fut>(
     concurrency: u64,
     warmup: u64,
     duration: u64,
@@ -212,7 +216,7 @@ where
 
 /// Latencies in µs from 1 µs to 10 min at three significant digits (1 µs resolution below 1 ms,
 /// 0.1 % above). A fixed range: `saturating_record` clamps to it instead of growing it.
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3)
         .unwrap_or_else(|_| unreachable!("valid bounds and precision"))
 }
@@ -222,7 +226,7 @@ fn percentile(h: &Histogram<u64>, p: f64) -> f64 {
     h.value_at_quantile(p) as f64 / 1000.0
 }
 
-fn latency_line(h: &Histogram<u64>) -> String {
+pub(crate) fn latency_line(h: &Histogram<u64>) -> String {
     format!(
         "p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
         percentile(h, 0.5),
@@ -381,7 +385,7 @@ async fn server(args: ServerBench) -> Result<(), Box<dyn std::error::Error>> {
         2,
         move |w, n| {
             let target = Arc::clone(&target);
-            async move { server_flow(&target, w, n).await }
+            async move { server_flow(&target, w, n, &|_| {}).await }
         },
     )
     .await;
@@ -405,15 +409,20 @@ async fn server(args: ServerBench) -> Result<(), Box<dyn std::error::Error>> {
     m.result()
 }
 
-struct ServerTarget {
-    http: reqwest::Client,
-    base: String,
-    sandbox: String,
-    key: String,
+pub(crate) struct ServerTarget {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) sandbox: String,
+    pub(crate) key: String,
 }
 
 /// One payment: the latency of the create and of the approval callback (µs).
-async fn server_flow(s: &ServerTarget, worker: u64, n: u64) -> Result<Vec<u32>, String> {
+pub(crate) async fn server_flow(
+    s: &ServerTarget,
+    worker: u64,
+    n: u64,
+    paid: &(dyn Fn(&str) + Sync),
+) -> Result<Vec<u32>, String> {
     let body = serde_json::json!({
         "partner_user_id": format!("bench-{worker}"),
         "partner_order_id": format!("bench-{worker}-{n}-{}", std::process::id()),
@@ -437,6 +446,7 @@ async fn server_flow(s: &ServerTarget, worker: u64, n: u64) -> Result<Vec<u32>, 
         return Err(format!("create answered {status}: {created}"));
     }
     let tid = created["tid"].as_str().ok_or("no tid")?;
+    let id = created["id"].as_str().ok_or("no id")?;
     let resp = s
         .http
         .post(format!("{}/test/v1/payments/{tid}/authorize", s.sandbox))
@@ -460,6 +470,7 @@ async fn server_flow(s: &ServerTarget, worker: u64, n: u64) -> Result<Vec<u32>, 
     if !(status.is_success() || status.is_redirection()) {
         return Err(format!("callback answered {status}"));
     }
+    paid(id);
     Ok(vec![create_us, approve_us])
 }
 

@@ -31,7 +31,7 @@ pub struct RenewalsBench {
 
 /// CPU time in µs: the whole machine's busy time from `/proc/stat`, and each of `pids` from
 /// `/proc/<pid>/stat` (user + system). Both count in USER_HZ (100 a second on Linux).
-fn cpu_now(pids: &[u32]) -> Option<(u64, Vec<u64>)> {
+pub(crate) fn cpu_now(pids: &[u32]) -> Option<(u64, Vec<u64>)> {
     const TICK_US: u64 = 10_000;
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<u64> = stat

@@ -8,6 +8,7 @@
 
 mod bench;
 mod bench_renewals;
+mod bench_webhooks;
 mod listen;
 mod sandbox;
 mod serve;

@@ -30,12 +30,27 @@ macro_rules! end_pending {
 pub(crate) use end_pending;
 
 /// What one fan-out step did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct FanOut {
     /// Events read from the outbox.
     pub events: usize,
     /// Deliveries created.
     pub deliveries: usize,
+    /// Those created already leased to the fanning worker (see [`HandOff`]), with their
+    /// events: sent without another lease or read.
+    pub leased: Vec<DueDelivery>,
+}
+
+/// Deliveries the fan-out may create already leased to its own worker: the owner, until
+/// when, and how many at most (what the worker has room for now).
+#[derive(Clone, Debug)]
+pub struct HandOff {
+    /// The lease owner.
+    pub owner: String,
+    /// The lease's end.
+    pub until: Timestamp,
+    /// How many at most.
+    pub room: usize,
 }
 
 /// A delivery leased to be sent now.
@@ -227,7 +242,12 @@ impl Store {
     /// Moves the fan-out cursor over up to `limit` events, adding a delivery (due `now`) for
     /// every enabled endpoint that wants each and existed when it happened. One instance at a
     /// time (the cursor row is locked; another instance skips); an event is fanned out once.
-    pub async fn fan_out(&self, now: Timestamp, limit: i64) -> Result<FanOut, StoreError> {
+    pub async fn fan_out(
+        &self,
+        now: Timestamp,
+        limit: i64,
+        hand_off: Option<HandOff>,
+    ) -> Result<FanOut, StoreError> {
         let pg = matches!(self.db, Db::Postgres(_));
         // Nothing new: no write (on PostgreSQL no transaction id, no row lock), just a read.
         let (newer,): (i64,) = match &self.db {
@@ -300,13 +320,21 @@ impl Store {
                 }
             }
             let mut created = 0;
+            let mut leased: Vec<(String, String)> = Vec::new();
+            let (owner, until, room) = match &hand_off {
+                Some(h) => (Some(h.owner.as_str()), Some(h.until.millis()), h.room),
+                None => (None, None, 0),
+            };
             // A few hundred rows per statement: well within either backend's parameter limit.
-            for chunk in pairs.chunks(200) {
+            for (i, chunk) in pairs.chunks(200).enumerate() {
                 let mut qb = QueryBuilder::new(
                     "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, \
-                     event_created_at, created_at, updated_at) ",
+                     event_created_at, created_at, updated_at, lease_owner, lease_until) ",
                 );
+                let mut n = i * 200;
                 qb.push_values(chunk, |mut b, (event, endpoint, at)| {
+                    let lease = n < room;
+                    n += 1;
                     b.push_bind(*event)
                         .push_bind(*endpoint)
                         .push("'pending'")
@@ -314,19 +342,47 @@ impl Store {
                         .push_bind(now.millis())
                         .push_bind(*at)
                         .push_bind(now.millis())
-                        .push_bind(now.millis());
+                        .push_bind(now.millis())
+                        .push_bind(owner.filter(|_| lease))
+                        .push_bind(until.filter(|_| lease));
                 });
-                qb.push(" ON CONFLICT (event_id, endpoint_id) DO NOTHING");
-                created += qb.build().execute(&mut *conn).await?.rows_affected();
+                qb.push(" ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING event_id, endpoint_id, lease_owner");
+                let rows: Vec<(String, String, Option<String>)> =
+                    qb.build_query_as().fetch_all(&mut *conn).await?;
+                created += rows.len();
+                leased.extend(
+                    rows.into_iter()
+                        .filter(|(_, _, o)| o.is_some())
+                        .map(|(e, w, _)| (e, w)),
+                );
             }
             sqlx::query("UPDATE webhook_fanout SET cursor_tx = $1, cursor_seq = $2 WHERE id = 1")
                 .bind(last_tx)
                 .bind(last_seq)
                 .execute(&mut *conn)
                 .await?;
+            let events: HashMap<&str, &super::outbox::EventRow> =
+                rows.iter().map(|r| (r.2.as_str(), r)).collect();
+            let mut due = Vec::with_capacity(leased.len());
+            for (event, endpoint) in leased {
+                let (Some(row), Ok(endpoint_id)) = (
+                    events.get(event.as_str()),
+                    WebhookEndpointId::parse(&endpoint),
+                ) else {
+                    continue;
+                };
+                if let Ok(event) = super::outbox::record((*row).clone()) {
+                    due.push(DueDelivery {
+                        event,
+                        endpoint_id,
+                        attempt: 1,
+                    });
+                }
+            }
             Ok(FanOut {
                 events: rows.len(),
-                deliveries: usize::try_from(created).unwrap_or(usize::MAX),
+                deliveries: created,
+                leased: due,
             })
         })
     }

@@ -30,7 +30,9 @@ mod subscription_rows;
 mod subscriptions;
 mod webhooks;
 
-pub use deliveries::{AttemptRecord, AttemptRow, DeliveryRecord, Disabled, DueDelivery, FanOut};
+pub use deliveries::{
+    AttemptRecord, AttemptRow, DeliveryRecord, Disabled, DueDelivery, FanOut, HandOff,
+};
 pub use idempotency::IdemBegin;
 pub use outbox::{EventPage, EventRecord, parse_cursor};
 pub use payments::{ListFilter, Page};

@@ -2,8 +2,10 @@
 //! payment's request:
 //!
 //! * **fan-out** follows the events outbox with one shared cursor and adds a delivery for every
-//!   endpoint that wants each event (one instance at a time: the cursor row is locked);
-//! * **dispatch** leases due deliveries (on PostgreSQL `FOR UPDATE SKIP LOCKED`: each goes to
+//!   endpoint that wants each event (one instance at a time: the cursor row is locked); as many
+//!   as this worker has room for are created already leased to it and handed over in memory,
+//!   with their events (no second write to lease them, no second read);
+//! * **dispatch** sends those, and leases due deliveries (retries, other instances' leftovers) (on PostgreSQL `FOR UPDATE SKIP LOCKED`: each goes to
 //!   one instance) for [`LEASE`], signs each with the endpoint's secrets (two while a rotated one
 //!   still signs) and sends it ([`sender`]), at most [`IN_FLIGHT`] at once and
 //!   [`PER_ENDPOINT`] to one endpoint, so a receiver that hangs holds up only its own;
@@ -23,10 +25,11 @@ use super::resolve::lease_token;
 use crate::domain::{
     DeliveryVerdict, EventSelection, RetrySchedule, Timestamp, WebhookEndpoint, judge_attempt,
 };
-use crate::store::{AttemptRecord, DueDelivery};
+use crate::store::{AttemptRecord, DueDelivery, HandOff};
 use kpay_webhooks::Secret;
 use sender::Sender;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -47,6 +50,10 @@ pub(crate) const IN_FLIGHT: usize = 256;
 const PER_ENDPOINT: usize = 64;
 /// Attempts recorded per transaction at most.
 const RECORD_BATCH: usize = 500;
+/// Deliveries one fan-out step hands over leased at most.
+const HAND_OFF_MAX: usize = 200;
+/// How long the dispatcher lets attempts end before leasing for an endpoint at its share.
+const GATHER: Duration = Duration::from_millis(5);
 /// Free permits the dispatcher waits for before leasing again while attempts are in flight.
 const LEASE_WHEN_FREE: usize = IN_FLIGHT / 4;
 
@@ -64,6 +71,18 @@ fn within_share(
         *n += 1;
         *n <= PER_ENDPOINT
     })
+}
+
+/// A batch to send and what sending it needs.
+struct SendBatch<'a> {
+    owner: String,
+    due: Vec<DueDelivery>,
+    tx: &'a mpsc::Sender<AttemptRecord>,
+    permits: &'a Arc<Semaphore>,
+    per_endpoint: &'a Arc<Mutex<HashMap<String, usize>>>,
+    slot_freed: &'a Arc<tokio::sync::Notify>,
+    secrets: &'a mut HashMap<String, Secret>,
+    broken: &'a mut Vec<String>,
 }
 
 /// An endpoint as the dispatcher signs for it.
@@ -98,19 +117,56 @@ impl DeliveryWorker {
     /// Runs until `stop`; then sends nothing new, lets the attempts in flight end (each within
     /// its 15 s) and records them.
     pub(crate) async fn run(self, stop: CancellationToken) {
-        let fan_out = tokio::spawn(self.clone().fan_out(stop.clone()));
+        let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+        let handed = Arc::new(AtomicUsize::new(0));
+        let (hand_tx, hand_rx) = mpsc::channel(16);
+        let fan_out = tokio::spawn(self.clone().fan_out(
+            stop.clone(),
+            Arc::clone(&permits),
+            Arc::clone(&handed),
+            hand_tx,
+        ));
         let (tx, rx) = mpsc::channel(IN_FLIGHT * 2);
         let recorder = tokio::spawn(self.clone().record(rx));
-        self.dispatch(stop, tx).await;
+        self.dispatch(stop, tx, permits, handed, hand_rx).await;
         let _ = fan_out.await;
         let _ = recorder.await;
     }
 
-    async fn fan_out(self, stop: CancellationToken) {
+    /// Follows the outbox. New deliveries are created leased to this worker as far as it has
+    /// room (no second write to lease them, no read of their events again) and handed over.
+    async fn fan_out(
+        self,
+        stop: CancellationToken,
+        permits: Arc<Semaphore>,
+        handed: Arc<AtomicUsize>,
+        hand_tx: mpsc::Sender<(String, Vec<DueDelivery>)>,
+    ) {
         let store = &self.services.store;
         loop {
-            let wait = match store.fan_out(self.services.now(), FAN_OUT_BATCH).await {
+            let now = self.services.now();
+            let room = permits
+                .available_permits()
+                .saturating_sub(handed.load(Ordering::Acquire))
+                .min(HAND_OFF_MAX);
+            let hand_off = (room > 0).then(|| HandOff {
+                owner: lease_token(&self.services.settings.instance),
+                until: now.plus(LEASE),
+                room,
+            });
+            let owner = hand_off.as_ref().map(|h| h.owner.clone());
+            let wait = match store.fan_out(now, FAN_OUT_BATCH, hand_off).await {
                 Ok(f) => {
+                    if !f.leased.is_empty()
+                        && let Some(owner) = owner
+                    {
+                        handed.fetch_add(f.leased.len(), Ordering::AcqRel);
+                        let n = f.leased.len();
+                        if hand_tx.send((owner, f.leased)).await.is_err() {
+                            // The dispatcher stopped: the leases run out.
+                            handed.fetch_sub(n, Ordering::AcqRel);
+                        }
+                    }
                     if f.deliveries > 0 {
                         self.services.deliveries_due.notify_one();
                     }
@@ -132,112 +188,88 @@ impl DeliveryWorker {
         }
     }
 
-    async fn dispatch(&self, stop: CancellationToken, tx: mpsc::Sender<AttemptRecord>) {
-        let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    async fn dispatch(
+        &self,
+        stop: CancellationToken,
+        tx: mpsc::Sender<AttemptRecord>,
+        permits: Arc<Semaphore>,
+        handed: Arc<AtomicUsize>,
+        mut hand_rx: mpsc::Receiver<(String, Vec<DueDelivery>)>,
+    ) {
         let per_endpoint: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        // An attempt ended (its endpoint has room again).
+        let slot_freed = Arc::new(tokio::sync::Notify::new());
         let mut secrets: HashMap<String, Secret> = HashMap::new();
         // Endpoints whose rows cannot be read: their deliveries are not leased (they would
         // take every batch and be sent never); they wait, said in the log, for a repair.
         let mut broken: Vec<String> = Vec::new();
         let store = &self.services.store;
         while !stop.is_cancelled() {
-            // Lease in batches, not one row per freed permit: wait for a quarter of the
-            // permits while attempts are in flight.
-            if permits.available_permits() < LEASE_WHEN_FREE {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    p = permits.acquire_many(u32::try_from(LEASE_WHEN_FREE).unwrap_or(1)) => drop(p),
-                }
-            }
-            let free = permits.available_permits();
-            let counts: HashMap<String, usize> = per_endpoint
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            let skip: Vec<String> = counts
-                .iter()
-                .filter(|(_, n)| **n >= PER_ENDPOINT)
-                .map(|(e, _)| e.clone())
-                .chain(broken.iter().cloned())
-                .collect();
-            let owner = lease_token(&self.services.settings.instance);
-            let now = self.services.now();
-            let limit = i64::try_from(free.min(LEASE_BATCH)).unwrap_or(1);
-            let due = match store
-                .lease_deliveries(&owner, now, LEASE, limit, &skip)
-                .await
-            {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not lease webhook deliveries; trying again in a second");
+            // Handed over by the fan-out first: fresh events, already leased.
+            let (owner, due) = if let Ok((owner, due)) = hand_rx.try_recv() {
+                handed.fetch_sub(due.len(), Ordering::AcqRel);
+                (owner, due)
+            } else {
+                // Lease in batches, not one row per freed permit: wait for a quarter of the
+                // permits while attempts are in flight.
+                if permits.available_permits() < LEASE_WHEN_FREE {
                     tokio::select! {
                         () = stop.cancelled() => break,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        p = permits.acquire_many(u32::try_from(LEASE_WHEN_FREE).unwrap_or(1)) => drop(p),
                     }
-                    continue;
                 }
-            };
-            if due.is_empty() {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = self.services.deliveries_due.notified() => {}
-                    () = tokio::time::sleep(POLL) => {}
-                }
-                continue;
-            }
-            // No endpoint past its share, whatever this batch held for it: the rest goes back.
-            let (due, over) = within_share(due, &counts);
-            let targets = match self.targets(&mut secrets, &mut broken, now).await {
-                Ok(t) => Arc::new(t),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not read the webhook endpoints; trying again in a second");
-                    self.give_back(&owner, due.iter().chain(&over)).await;
-                    tokio::select! {
-                        () = stop.cancelled() => break,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    continue;
-                }
-            };
-            // Removed since the lease (the lease query skips removed endpoints from now on), or
-            // unreadable (skipped from now on too): their leases run out.
-            let due: Vec<_> = due
-                .into_iter()
-                .filter(|d| targets.contains_key(d.endpoint_id.as_str()))
-                .collect();
-            self.give_back(&owner, over.iter()).await;
-            for d in due {
-                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                    break;
-                };
-                let endpoint = d.endpoint_id.to_string();
-                *per_endpoint
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .entry(endpoint.clone())
-                    .or_default() += 1;
-                let (this, tx, targets, counts, owner) = (
-                    self.clone(),
-                    tx.clone(),
-                    Arc::clone(&targets),
-                    Arc::clone(&per_endpoint),
-                    owner.clone(),
-                );
-                tokio::spawn(async move {
-                    if let Some(record) = this.attempt(d, &targets, owner).await {
-                        // The recorder outlives every sender (it ends when they are all gone).
-                        let _ = tx.send(record).await;
-                    }
-                    let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
-                    if let Some(n) = counts.get_mut(&endpoint) {
-                        *n -= 1;
-                        if *n == 0 {
-                            counts.remove(&endpoint);
+                let free = permits.available_permits();
+                let skip = self.skip_list(&per_endpoint, &broken);
+                let owner = lease_token(&self.services.settings.instance);
+                let limit = i64::try_from(free.min(LEASE_BATCH)).unwrap_or(1);
+                let due = match store
+                    .lease_deliveries(&owner, self.services.now(), LEASE, limit, &skip)
+                    .await
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not lease webhook deliveries; trying again in a second");
+                        tokio::select! {
+                            () = stop.cancelled() => break,
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
                         }
+                        continue;
                     }
-                    drop(permit);
-                });
-            }
+                };
+                if due.is_empty() {
+                    let at_share = skip.len() > broken.len();
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        h = hand_rx.recv() => {
+                            if let Some((owner, due)) = h {
+                                handed.fetch_sub(due.len(), Ordering::AcqRel);
+                                // Back to the top with it: try_recv sees nothing, so send it now.
+                                self.send_batch(SendBatch { owner, due, tx: &tx, permits: &permits,
+                                    per_endpoint: &per_endpoint, slot_freed: &slot_freed,
+                                    secrets: &mut secrets, broken: &mut broken }).await;
+                            }
+                        }
+                        // Endpoints at their share may have more due: lease again as soon as
+                        // their attempts end, a few milliseconds later so that many end per lease.
+                        () = slot_freed.notified(), if at_share => tokio::time::sleep(GATHER).await,
+                        () = self.services.deliveries_due.notified(), if !at_share => {}
+                        () = tokio::time::sleep(POLL) => {}
+                    }
+                    continue;
+                }
+                (owner, due)
+            };
+            self.send_batch(SendBatch {
+                owner,
+                due,
+                tx: &tx,
+                permits: &permits,
+                per_endpoint: &per_endpoint,
+                slot_freed: &slot_freed,
+                secrets: &mut secrets,
+                broken: &mut broken,
+            })
+            .await;
         }
         // Wait for the attempts in flight (each ends within its timeout).
         let all = u32::try_from(IN_FLIGHT).unwrap_or(u32::MAX);
@@ -246,6 +278,84 @@ impl DeliveryWorker {
             permits.acquire_many(all),
         )
         .await;
+    }
+
+    /// The endpoints not to lease for: at their share, or unreadable.
+    fn skip_list(
+        &self,
+        per_endpoint: &Mutex<HashMap<String, usize>>,
+        broken: &[String],
+    ) -> Vec<String> {
+        per_endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, n)| **n >= PER_ENDPOINT)
+            .map(|(e, _)| e.clone())
+            .chain(broken.iter().cloned())
+            .collect()
+    }
+
+    /// Sends a leased batch: within each endpoint's share (the rest is given back), to
+    /// endpoints that can be read, each attempt in its own task.
+    async fn send_batch(&self, b: SendBatch<'_>) {
+        let counts: HashMap<String, usize> = b
+            .per_endpoint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (due, over) = within_share(b.due, &counts);
+        let targets = match self.targets(b.secrets, b.broken, self.services.now()).await {
+            Ok(t) => Arc::new(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the webhook endpoints; trying again in a second");
+                self.give_back(&b.owner, due.iter().chain(&over)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
+            }
+        };
+        // Removed since the lease (the lease query skips removed endpoints from now on), or
+        // unreadable (skipped from now on too): their leases run out.
+        let due: Vec<_> = due
+            .into_iter()
+            .filter(|d| targets.contains_key(d.endpoint_id.as_str()))
+            .collect();
+        self.give_back(&b.owner, over.iter()).await;
+        for d in due {
+            let Ok(permit) = Arc::clone(b.permits).acquire_owned().await else {
+                break;
+            };
+            let endpoint = d.endpoint_id.to_string();
+            *b.per_endpoint
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(endpoint.clone())
+                .or_default() += 1;
+            let (this, tx, targets, counts, owner, freed) = (
+                self.clone(),
+                b.tx.clone(),
+                Arc::clone(&targets),
+                Arc::clone(b.per_endpoint),
+                b.owner.clone(),
+                Arc::clone(b.slot_freed),
+            );
+            tokio::spawn(async move {
+                if let Some(record) = this.attempt(d, &targets, owner).await {
+                    // The recorder outlives every sender (it ends when they are all gone).
+                    let _ = tx.send(record).await;
+                }
+                let mut counts = counts.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(n) = counts.get_mut(&endpoint) {
+                    *n -= 1;
+                    if *n == 0 {
+                        counts.remove(&endpoint);
+                    }
+                }
+                drop(counts);
+                drop(permit);
+                freed.notify_one();
+            });
+        }
     }
 
     /// Gives leases back at once (they are due again for whoever leases next).
