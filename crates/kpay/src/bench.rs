@@ -354,30 +354,11 @@ async fn sandbox_flow(
 }
 
 async fn server(args: ServerBench) -> Result<(), Box<dyn std::error::Error>> {
-    let base = args.url.trim_end_matches('/').to_owned();
-    let sandbox = args
-        .sandbox_url
-        .clone()
-        .unwrap_or_else(|| format!("{base}/sandbox"))
-        .trim_end_matches('/')
-        .to_owned();
-    for u in [&base, &sandbox] {
-        if !loopback(u) {
-            return Err(BenchError::NotLoopback(u.clone()).into());
-        }
-    }
-    let key = api_key(args.api_key.clone())?;
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(2048)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let target = Arc::new(ServerTarget {
-        http,
-        base,
-        sandbox,
-        key,
-    });
+    let target = Arc::new(ServerTarget::new(
+        &args.url,
+        args.sandbox_url.as_deref(),
+        args.api_key.clone(),
+    )?);
     let m = drive(
         args.concurrency,
         args.warmup,
@@ -414,6 +395,38 @@ pub(crate) struct ServerTarget {
     pub(crate) base: String,
     pub(crate) sandbox: String,
     pub(crate) key: String,
+}
+
+impl ServerTarget {
+    /// The server at `url` (loopback only), its sandbox (default: the built-in one), its key.
+    pub(crate) fn new(
+        url: &str,
+        sandbox_url: Option<&str>,
+        api_key_given: Option<String>,
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let base = url.trim_end_matches('/').to_owned();
+        let sandbox = sandbox_url
+            .map_or_else(|| format!("{base}/sandbox"), str::to_owned)
+            .trim_end_matches('/')
+            .to_owned();
+        for u in [&base, &sandbox] {
+            if !loopback(u) {
+                return Err(BenchError::NotLoopback(u.clone()).into());
+            }
+        }
+        let key = api_key(api_key_given)?;
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(2048)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            http,
+            base,
+            sandbox,
+            key,
+        })
+    }
 }
 
 /// One payment: the latency of the create and of the approval callback (µs).

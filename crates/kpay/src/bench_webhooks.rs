@@ -5,7 +5,7 @@
 //! deliveries/s and the delay from the state change (the approval callback's answer) to the
 //! delivery's arrival.
 
-use crate::bench::{BenchError, ServerTarget, api_key, drive, histogram, latency_line, loopback};
+use crate::bench::{BenchError, ServerTarget, drive, histogram, latency_line};
 use hdrhistogram::Histogram;
 use kpay_webhooks::Secret;
 use serde_json::{Value, json};
@@ -160,30 +160,12 @@ async fn phase(
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(args: WebhooksBench) -> Result<(), Box<dyn std::error::Error>> {
-    let base = args.url.trim_end_matches('/').to_owned();
-    let sandbox = args
-        .sandbox_url
-        .clone()
-        .unwrap_or_else(|| format!("{base}/sandbox"))
-        .trim_end_matches('/')
-        .to_owned();
-    for u in [&base, &sandbox] {
-        if !loopback(u) {
-            return Err(BenchError::NotLoopback(u.clone()).into());
-        }
-    }
-    let key = api_key(args.api_key.clone())?;
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(2048)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let target = Arc::new(ServerTarget {
-        http: http.clone(),
-        base: base.clone(),
-        sandbox,
-        key: key.clone(),
-    });
+    let target = Arc::new(ServerTarget::new(
+        &args.url,
+        args.sandbox_url.as_deref(),
+        args.api_key.clone(),
+    )?);
+    let (http, base, key) = (target.http.clone(), target.base.clone(), target.key.clone());
 
     // The receiver.
     let received = Arc::new(Received::default());
