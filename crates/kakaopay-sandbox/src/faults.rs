@@ -10,6 +10,12 @@ use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+/// Faults active at once: enough for any test, small enough that the registry's memory and the
+/// scan on every call stay bounded whoever posts faults.
+pub const MAX_FAULTS: usize = 256;
+/// Longest `method_result_code` (KakaoPay's are short upper-case words).
+pub const MAX_METHOD_RESULT_CODE: usize = 64;
+
 /// Which endpoint a fault applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,6 +116,15 @@ impl FaultSpec {
         {
             return Err(SandboxError::bad_request("http_status must be 400 to 599"));
         }
+        if let Some(code) = &self.method_result_code
+            && (code.is_empty()
+                || code.len() > MAX_METHOD_RESULT_CODE
+                || !code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        {
+            return Err(SandboxError::bad_request(format!(
+                "method_result_code must be 1 to {MAX_METHOD_RESULT_CODE} letters, digits or underscores"
+            )));
+        }
         if self.delay_ms > 120_000 {
             return Err(SandboxError::bad_request("delay_ms must be at most 120000"));
         }
@@ -160,8 +175,8 @@ impl Faults {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Adds a fault; returns its id.
-    pub fn add(&self, spec: FaultSpec) -> u64 {
+    /// Adds a fault; returns its id, or an error when [`MAX_FAULTS`] are active.
+    pub fn add(&self, spec: FaultSpec) -> Result<u64, SandboxError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let remaining = spec.count.or(if spec.probability.is_some() {
             None
@@ -169,13 +184,18 @@ impl Faults {
             Some(1)
         });
         let mut list = self.lock();
+        if list.len() >= MAX_FAULTS {
+            return Err(SandboxError::bad_request(format!(
+                "at most {MAX_FAULTS} faults may be active; DELETE /test/v1/faults clears them"
+            )));
+        }
         list.push(Active {
             id,
             spec,
             remaining,
         });
         self.active.store(list.len(), Ordering::Release);
-        id
+        Ok(id)
     }
 
     /// Removes every fault; returns how many there were.

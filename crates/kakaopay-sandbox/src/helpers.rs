@@ -146,8 +146,10 @@ async fn advance(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response
             )));
         }
     };
-    let now = sb.clock().advance(advance.seconds);
-    Json(json!({"now": KstDateTime::from_utc(now)})).into_response()
+    match sb.clock().advance(advance.seconds) {
+        Ok(now) => Json(json!({"now": KstDateTime::from_utc(now)})).into_response(),
+        Err(e) => helper_error(&SandboxError::bad_request(e.to_string())),
+    }
 }
 
 async fn add_fault(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Response {
@@ -158,8 +160,10 @@ async fn add_fault(State(sb): State<Sandbox>, body: axum::body::Bytes) -> Respon
     if let Err(e) = spec.validate() {
         return helper_error(&e);
     }
-    let id = sb.faults().add(spec);
-    Json(json!({"id": id})).into_response()
+    match sb.faults().add(spec) {
+        Ok(id) => Json(json!({"id": id})).into_response(),
+        Err(e) => helper_error(&e),
+    }
 }
 
 async fn clear_faults(State(sb): State<Sandbox>) -> Response {

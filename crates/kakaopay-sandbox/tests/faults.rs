@@ -281,3 +281,64 @@ async fn settled_payments_are_evicted_after_the_retention() {
     );
     assert_eq!(env.sandbox.sandbox().store().payments.len(), 1);
 }
+
+/// A hostile advance used to overflow the clock, after which every request panicked: now it is
+/// refused and the sandbox keeps answering.
+#[tokio::test]
+async fn hostile_clock_advances_are_refused_and_the_sandbox_keeps_working() {
+    let env = env().await;
+    for seconds in [json!(9_000_000_000_000_000_u64), json!(u64::MAX)] {
+        let (status, body) = env
+            .helper("/test/v1/clock/advance", Some(json!({ "seconds": seconds })))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.to_string().contains("seconds"), "{body}");
+    }
+    // Ten-year moves add up to the hundred-year bound, then are refused too.
+    let mut refused = false;
+    for _ in 0..11 {
+        let (status, _) = env
+            .helper(
+                "/test/v1/clock/advance",
+                Some(json!({"seconds": 10 * 366 * 86_400})),
+            )
+            .await;
+        refused |= status == 400;
+    }
+    assert!(refused, "the clock's total offset is bounded");
+    for generation in GENERATIONS {
+        let client = env.client(generation);
+        let (tid, _) = paid(&env, &client, 1000, "CARD").await;
+        assert_eq!(order(&client, &tid).await.status, OrderStatus::SuccessPayment);
+    }
+}
+
+#[tokio::test]
+async fn the_fault_registry_and_its_fields_are_bounded() {
+    let env = env().await;
+    let (status, body) = env
+        .helper(
+            "/test/v1/faults",
+            Some(json!({"endpoint":"approve","action":"error","method_result_code":"X".repeat(40_000)})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("method_result_code"), "{body}");
+    for _ in 0..kakaopay_sandbox::faults::MAX_FAULTS {
+        env.fault(json!({"endpoint":"order","action":"delay","delay_ms":0,"count":1000}))
+            .await;
+    }
+    let (status, body) = env
+        .helper("/test/v1/faults", Some(json!({"endpoint":"order","action":"delay"})))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("DELETE"), "{body}");
+    let cleared = env
+        .http
+        .delete(format!("{}/test/v1/faults", env.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    env.fault(json!({"endpoint":"order","action":"delay"})).await;
+}

@@ -153,8 +153,20 @@ fn http_url(s: &str) -> Result<String, String> {
     Ok(s.trim_end_matches('/').to_owned())
 }
 
-fn secret(s: Option<String>) -> Option<SecretString> {
-    s.filter(|s| !s.trim().is_empty()).map(SecretString::from)
+/// A secret as configured: unset is `None`; set but blank, or with spaces around it (a paste
+/// gone wrong), is an error naming `name` — a blank KakaoPay key once meant "no key" and so the
+/// public built-in sandbox, whose helpers let anyone "pay".
+fn secret(name: &str, s: Option<String>) -> Result<Option<SecretString>, String> {
+    match s {
+        None => Ok(None),
+        Some(s) if s.trim().is_empty() => Err(format!(
+            "{name} is set but blank: set it or unset it (the value is never printed)"
+        )),
+        Some(s) if s.trim() != s => Err(format!(
+            "{name} has spaces or a line break at its start or end: remove them (the value is never printed)"
+        )),
+        Some(s) => Ok(Some(SecretString::from(s))),
+    }
 }
 
 impl ServerArgs {
@@ -166,8 +178,8 @@ impl ServerArgs {
         c.database_max_connections = self.database_max_connections;
         c.kakaopay_url = self.kakaopay_url;
         c.kakaopay_api = self.kakaopay_api.into();
-        c.secret_key = secret(self.secret_key);
-        c.admin_key = secret(self.admin_key);
+        c.secret_key = secret("KAKAOPAY_SECRET_KEY (--kakaopay-secret-key)", self.secret_key)?;
+        c.admin_key = secret("KAKAOPAY_ADMIN_KEY (--kakaopay-admin-key)", self.admin_key)?;
         c.cid = self.cid;
         c.subscription_cid = self.subscription_cid;
         c.dunning_schedule = self.dunning_schedule;
@@ -184,12 +196,12 @@ impl ServerArgs {
             }
             k => k.map(SecretString::from),
         };
-        c.api_key = secret(self.api_key);
+        c.api_key = secret("KPAY_API_KEY (--api-key)", self.api_key)?;
         c.public_url = self.public_url;
         c.reconcile_interval = Duration::from_secs(self.reconcile_interval);
         c.unknown_grace = Duration::from_secs(self.unknown_grace);
         c.kakaopay_timeout = Duration::from_secs(self.kakaopay_timeout);
-        c.admin_password = secret(self.admin_password);
+        c.admin_password = secret("KPAY_ADMIN_PASSWORD (--admin-password)", self.admin_password)?;
         c.demo_shop = !self.no_shop;
         c.crash_at = self.test_crash_at.filter(|s| !s.is_empty());
         Ok(c)

@@ -104,6 +104,26 @@ fn bad_configuration_exits_with_a_one_line_reason() {
             .failure()
             .stderr(predicates::str::contains(needle));
     }
+    // A blank KakaoPay key used to mean "no key", and so the public built-in sandbox.
+    for (var, value) in [
+        ("KAKAOPAY_SECRET_KEY", " "),
+        ("KAKAOPAY_SECRET_KEY", ""),
+        ("KAKAOPAY_ADMIN_KEY", "\t"),
+        ("KPAY_API_KEY", "  "),
+        ("KAKAOPAY_SECRET_KEY", "DEVSECRET-with-a-newline\n"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kpay"))
+            .arg("serve")
+            .current_dir(&dir)
+            .env("RUST_LOG", "off")
+            .env(var, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{var}={value:?} must not start");
+        assert!(stderr.contains(var), "{stderr}");
+        assert!(!stderr.contains("DEVSECRET"), "the value is never printed: {stderr}");
+    }
     // A taken port.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
