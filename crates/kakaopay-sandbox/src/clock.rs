@@ -20,7 +20,9 @@ pub enum ClockError {
     #[error("seconds must be at most {MAX_ADVANCE_SECONDS} (ten years) per advance")]
     TooFar,
     /// The clock would run more than [`MAX_OFFSET_SECONDS`] ahead of real time.
-    #[error("the sandbox clock may run at most {MAX_OFFSET_SECONDS} seconds (a hundred years) ahead of real time")]
+    #[error(
+        "the sandbox clock may run at most {MAX_OFFSET_SECONDS} seconds (a hundred years) ahead of real time"
+    )]
     TooFarAhead,
 }
 
@@ -62,12 +64,18 @@ mod tests {
     fn advances_are_bounded_and_refused_ones_change_nothing() {
         let clock = Clock::default();
         assert_eq!(clock.advance(u64::MAX), Err(ClockError::TooFar));
-        assert_eq!(clock.advance(9_000_000_000_000_000), Err(ClockError::TooFar));
+        assert_eq!(
+            clock.advance(9_000_000_000_000_000),
+            Err(ClockError::TooFar)
+        );
         assert!(clock.now() < Utc::now() + Duration::seconds(5));
         for _ in 0..10 {
             clock.advance(MAX_ADVANCE_SECONDS).unwrap();
         }
-        assert_eq!(clock.advance(MAX_ADVANCE_SECONDS), Err(ClockError::TooFarAhead));
+        assert_eq!(
+            clock.advance(MAX_ADVANCE_SECONDS),
+            Err(ClockError::TooFarAhead)
+        );
         assert_eq!(clock.advance(60), Err(ClockError::TooFarAhead));
         // Still readable, and zero moves still answer.
         assert!(clock.advance(0).is_ok());

@@ -289,7 +289,10 @@ async fn hostile_clock_advances_are_refused_and_the_sandbox_keeps_working() {
     let env = env().await;
     for seconds in [json!(9_000_000_000_000_000_u64), json!(u64::MAX)] {
         let (status, body) = env
-            .helper("/test/v1/clock/advance", Some(json!({ "seconds": seconds })))
+            .helper(
+                "/test/v1/clock/advance",
+                Some(json!({ "seconds": seconds })),
+            )
             .await;
         assert_eq!(status, 400, "{body}");
         assert!(body.to_string().contains("seconds"), "{body}");
@@ -309,7 +312,10 @@ async fn hostile_clock_advances_are_refused_and_the_sandbox_keeps_working() {
     for generation in GENERATIONS {
         let client = env.client(generation);
         let (tid, _) = paid(&env, &client, 1000, "CARD").await;
-        assert_eq!(order(&client, &tid).await.status, OrderStatus::SuccessPayment);
+        assert_eq!(
+            order(&client, &tid).await.status,
+            OrderStatus::SuccessPayment
+        );
     }
 }
 
@@ -329,7 +335,10 @@ async fn the_fault_registry_and_its_fields_are_bounded() {
             .await;
     }
     let (status, body) = env
-        .helper("/test/v1/faults", Some(json!({"endpoint":"order","action":"delay"})))
+        .helper(
+            "/test/v1/faults",
+            Some(json!({"endpoint":"order","action":"delay"})),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("DELETE"), "{body}");
@@ -340,5 +349,6 @@ async fn the_fault_registry_and_its_fields_are_bounded() {
         .await
         .unwrap();
     assert_eq!(cleared.status(), 200);
-    env.fault(json!({"endpoint":"order","action":"delay"})).await;
+    env.fault(json!({"endpoint":"order","action":"delay"}))
+        .await;
 }

@@ -178,7 +178,10 @@ impl ServerArgs {
         c.database_max_connections = self.database_max_connections;
         c.kakaopay_url = self.kakaopay_url;
         c.kakaopay_api = self.kakaopay_api.into();
-        c.secret_key = secret("KAKAOPAY_SECRET_KEY (--kakaopay-secret-key)", self.secret_key)?;
+        c.secret_key = secret(
+            "KAKAOPAY_SECRET_KEY (--kakaopay-secret-key)",
+            self.secret_key,
+        )?;
         c.admin_key = secret("KAKAOPAY_ADMIN_KEY (--kakaopay-admin-key)", self.admin_key)?;
         c.cid = self.cid;
         c.subscription_cid = self.subscription_cid;
@@ -201,7 +204,10 @@ impl ServerArgs {
         c.reconcile_interval = Duration::from_secs(self.reconcile_interval);
         c.unknown_grace = Duration::from_secs(self.unknown_grace);
         c.kakaopay_timeout = Duration::from_secs(self.kakaopay_timeout);
-        c.admin_password = secret("KPAY_ADMIN_PASSWORD (--admin-password)", self.admin_password)?;
+        c.admin_password = secret(
+            "KPAY_ADMIN_PASSWORD (--admin-password)",
+            self.admin_password,
+        )?;
         c.demo_shop = !self.no_shop;
         c.crash_at = self.test_crash_at.filter(|s| !s.is_empty());
         Ok(c)

@@ -122,7 +122,10 @@ fn bad_configuration_exits_with_a_one_line_reason() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{var}={value:?} must not start");
         assert!(stderr.contains(var), "{stderr}");
-        assert!(!stderr.contains("DEVSECRET"), "the value is never printed: {stderr}");
+        assert!(
+            !stderr.contains("DEVSECRET"),
+            "the value is never printed: {stderr}"
+        );
     }
     // A taken port.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
