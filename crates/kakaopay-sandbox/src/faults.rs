@@ -177,7 +177,6 @@ impl Faults {
 
     /// Adds a fault; returns its id, or an error when [`MAX_FAULTS`] are active.
     pub fn add(&self, spec: FaultSpec) -> Result<u64, SandboxError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let remaining = spec.count.or(if spec.probability.is_some() {
             None
         } else {
@@ -189,6 +188,7 @@ impl Faults {
                 "at most {MAX_FAULTS} faults may be active; DELETE /test/v1/faults clears them"
             )));
         }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         list.push(Active {
             id,
             spec,

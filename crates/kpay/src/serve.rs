@@ -191,14 +191,10 @@ impl ServerArgs {
         c.webhook_allow_private = self.webhook_allow_private;
         c.webhook_retry_schedule = self.webhook_retry_schedule;
         c.webhook_delivery = !self.no_webhook_delivery;
-        c.encryption_key = match self.encryption_key {
-            Some(k) if k.trim().is_empty() => {
-                return Err(
-                    "KPAY_ENCRYPTION_KEY is set but blank: set 64 hex digits or unset it".into(),
-                );
-            }
-            k => k.map(SecretString::from),
-        };
+        c.encryption_key = secret(
+            "KPAY_ENCRYPTION_KEY (--encryption-key)",
+            self.encryption_key,
+        )?;
         c.api_key = secret("KPAY_API_KEY (--api-key)", self.api_key)?;
         c.public_url = self.public_url;
         c.reconcile_interval = Duration::from_secs(self.reconcile_interval);
